@@ -1,0 +1,141 @@
+"""Attention cases: torch's scaled_dot_product_attention under a chosen backend, mask and pass.
+
+Logical FLOPs are the dense count whatever the mask; physical FLOPs count only unmasked (q, k)
+pairs (FlashAttention's convention). The reference for `rel_error` is an fp64 attention computed
+here in query chunks, so it never materialises the full score matrix and scales to long sequences.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+
+from kernels.case import Case, max_rel_error, nbytes
+from kernels.errors import Unsupported
+from kernels.precision import PRECISIONS
+from kernels.spec import AttentionSpec
+
+REFERENCE_CHUNK_BYTES = 256 * 2**20     # fp64 scores held at once by the reference
+
+
+def _backend_context(backend: str):
+    if backend == "auto":
+        return nullcontext
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    enum = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
+            "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}[backend]
+    return lambda: sdpa_kernel([enum])
+
+
+def build_mask(mask: str, sq: int, sk: int, device: torch.device) -> torch.Tensor | None:
+    """Boolean mask (True = attend) for window masks; None for `none` and `causal` (is_causal is used)."""
+    if not mask.startswith("window:"):
+        return None
+    w = int(mask.split(":", 1)[1])
+    i = torch.arange(sq, device=device).unsqueeze(1)
+    j = torch.arange(sk, device=device).unsqueeze(0)
+    return (j <= i) & (j > i - w)
+
+
+def causal_mask(sq: int, sk: int, device: torch.device) -> torch.Tensor:
+    """torch's is_causal semantics (top-left aligned)."""
+    return torch.ones(sq, sk, dtype=torch.bool, device=device).tril()
+
+
+def check_support(spec: AttentionSpec, device: torch.device) -> None:
+    if device.type == "cpu" and spec.backend in ("efficient", "cudnn"):
+        raise Unsupported(f"torch's {spec.backend} attention kernel runs only on CUDA (on CPU torch has math and flash)")
+    b, h, sq, sk, d, hkv = spec.dims
+    if hkv != h and not _has_enable_gqa():
+        raise Unsupported("grouped KV heads need torch >= 2.5 (scaled_dot_product_attention(enable_gqa=True))")
+
+
+def _has_enable_gqa() -> bool:
+    import inspect
+    try:
+        return "enable_gqa" in inspect.signature(F.scaled_dot_product_attention).parameters
+    except (TypeError, ValueError):   # builtins without a signature: assume the modern API
+        return tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
+
+
+def reference_attention(q, k, v, mask: str, grad_out=None):
+    """fp64 attention (and input gradients when grad_out is given), chunked over queries."""
+    q, k, v = q.double(), k.double(), v.double()
+    b, h, sq, d = q.shape
+    hkv, sk = k.shape[1], k.shape[2]
+    rep = h // hkv
+    kx, vx = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    if grad_out is not None:
+        kx = kx.detach().requires_grad_(True)
+        vx = vx.detach().requires_grad_(True)
+    scale = 1.0 / math.sqrt(d)
+    chunk = max(1, REFERENCE_CHUNK_BYTES // max(1, b * h * sk * 8))
+    outs, dqs = [], []
+    for s in range(0, sq, chunk):
+        qc = q[:, :, s:s + chunk]
+        if grad_out is not None:
+            qc = qc.detach().requires_grad_(True)
+        scores = (qc @ kx.transpose(-1, -2)) * scale
+        allowed = _allowed(mask, s, qc.shape[2], sk, q.device)
+        if allowed is not None:
+            scores = scores.masked_fill(~allowed, float("-inf"))
+        oc = torch.softmax(scores, dim=-1).nan_to_num(0.0) @ vx
+        if grad_out is not None:
+            oc.backward(grad_out[:, :, s:s + chunk].double())
+            dqs.append(qc.grad)
+        outs.append(oc.detach())
+    out = torch.cat(outs, dim=2)
+    if grad_out is None:
+        return [out]
+    dk = kx.grad.reshape(b, hkv, rep, sk, d).sum(2)
+    dv = vx.grad.reshape(b, hkv, rep, sk, d).sum(2)
+    return [out, torch.cat(dqs, dim=2), dk, dv]
+
+
+def _allowed(mask: str, start: int, rows: int, sk: int, device) -> torch.Tensor | None:
+    if mask == "none":
+        return None
+    i = torch.arange(start, start + rows, device=device).unsqueeze(1)
+    j = torch.arange(sk, device=device).unsqueeze(0)
+    if mask == "causal":
+        return j <= i
+    w = int(mask.split(":", 1)[1])
+    return (j <= i) & (j > i - w)
+
+
+def build_attention(spec: AttentionSpec, device: torch.device, seed: int) -> Case:
+    check_support(spec, device)
+    dtype = PRECISIONS[spec.precision].dtype
+    b, h, sq, sk, d, hkv = spec.dims
+    gen = torch.Generator(device=device).manual_seed(seed)
+    q = torch.randn(b, h, sq, d, generator=gen, device=device)
+    k = torch.randn(b, hkv, sk, d, generator=gen, device=device)
+    v = torch.randn(b, hkv, sk, d, generator=gen, device=device)
+    attn_mask = build_mask(spec.mask, sq, sk, device)
+    kwargs = {"attn_mask": attn_mask, "is_causal": spec.mask == "causal"}
+    if hkv != h:
+        kwargs["enable_gqa"] = True
+    backward = spec.pass_ == "fwd+bwd"
+    qd, kd, vd = (t.to(dtype).requires_grad_(backward) for t in (q, k, v))
+    io = sum(nbytes(t) for t in (qd, kd, vd)) + nbytes(qd)     # q, k, v read, o written
+    if backward:
+        grad_out = torch.randn(b, h, sq, d, generator=gen, device=device)
+        g = grad_out.to(dtype)
+        io *= 2                                                  # grads of the same sizes
+
+        def run():
+            out = F.scaled_dot_product_attention(qd, kd, vd, **kwargs)
+            return (out.detach(), *torch.autograd.grad(out, (qd, kd, vd), g))
+
+        error_fn = lambda output: max_rel_error(list(output), reference_attention(q, k, v, spec.mask, grad_out))  # noqa: E731
+    else:
+        def run():
+            return F.scaled_dot_product_attention(qd, kd, vd, **kwargs)
+
+        error_fn = lambda out: max_rel_error([out], reference_attention(q, k, v, spec.mask))  # noqa: E731
+
+    return Case(spec=spec, run=run, logical_flops=spec.logical_flops, physical_flops=spec.physical_flops,
+                density=spec.density, backend=spec.backend, bytes_moved=io, error_fn=error_fn,
+                context=_backend_context(spec.backend))

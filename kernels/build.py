@@ -1,0 +1,60 @@
+"""Build a case from a spec, probing once that torch can actually run it."""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from kernels.attention import build_attention
+from kernels.case import Case
+from kernels.errors import Unsupported
+from kernels.matmul import build_matmul
+from kernels.precision import PRECISIONS
+from kernels.spec import AttentionSpec, MatmulSpec, Spec
+
+# Phrases with which torch says "this combination has no kernel" (as opposed to a real failure).
+_UNSUPPORTED_PHRASES = ("not implemented for", "no viable backend", "not supported", "only supports",
+                        "no kernel", "no available kernel", "is not currently supported", "expected both")
+
+
+def build_case(spec: Spec, device: torch.device, seed: int = 0) -> tuple[Case, object]:
+    """Return the case and the output of one probing call (which also serves as the first warm-up).
+
+    A combination torch cannot run raises Unsupported with torch's own words; anything else propagates.
+    """
+    case = build_attention(spec, device, seed) if isinstance(spec, AttentionSpec) else build_matmul(spec, device, seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with case.context():
+                out = case.run()
+        except (RuntimeError, NotImplementedError, ValueError) as e:
+            if isinstance(e, torch.OutOfMemoryError) or not _looks_unsupported(str(e)):
+                raise
+            why = [str(w.message).splitlines()[0] for w in caught if "sparse" not in str(w.message).lower()]
+            reason = str(e).splitlines()[0]
+            if why:
+                reason += " (" + "; ".join(dict.fromkeys(why)) + ")"
+            raise Unsupported(f"torch cannot run {case.backend} for this case: {reason}") from None
+    return case, out
+
+
+def _looks_unsupported(message: str) -> bool:
+    m = message.lower()
+    return any(p in m for p in _UNSUPPORTED_PHRASES)
+
+
+def estimate_bytes(spec: Spec) -> int:
+    """Peak memory a case needs, estimated before allocating (inputs, fp32 sources, fp64 reference)."""
+    if isinstance(spec, MatmulSpec):
+        b, m, n, k = spec.bmnk
+        elem = PRECISIONS[spec.precision].element_bytes
+        per_elem = elem + 4 + 8 + (8 if spec.sparsity.pattern != "dense" else 0)
+        return spec.element_count() * per_elem * (2 if spec.pass_ == "fwd+bwd" else 1)
+    b, h, sq, sk, d, _ = spec.dims
+    elem = PRECISIONS[spec.precision].element_bytes
+    passes = 2 if spec.pass_ == "fwd+bwd" else 1
+    total = spec.element_count() * (elem + 4 + 8 + 16) * passes
+    if spec.backend in ("math", "auto"):
+        total += b * h * sq * sk * max(elem, 4) * (3 if passes == 2 else 2)   # materialised scores
+    return total + 256 * 2**20                                                   # reference chunk

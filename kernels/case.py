@@ -1,0 +1,58 @@
+"""A built case: inputs allocated, a `run()` callable, FLOP counts and an error function."""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from kernels.spec import Spec
+
+
+@dataclass
+class Case:
+    spec: Spec
+    run: Callable[[], Any]
+    logical_flops: int
+    physical_flops: int
+    density: float
+    backend: str
+    bytes_moved: int                          # dense operand + result bytes in storage dtype (roofline)
+    error_fn: Callable[[Any], float]          # rel_error of an output of run()
+    context: Callable[[], AbstractContextManager] = nullcontext
+    extras: dict[str, float] = field(default_factory=dict)   # more columns, e.g. pruning_error
+
+    def rel_error(self, output: Any) -> float:
+        return self.error_fn(output)
+
+
+def tensors_of(output: Any) -> list[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        return [output]
+    return [t for t in output if isinstance(t, torch.Tensor)]
+
+
+def all_finite(output: Any) -> bool:
+    # fp8 tensors have no isfinite kernel; widen those first
+    return all(bool(torch.isfinite(t.float() if t.element_size() == 1 else t).all())
+               for t in tensors_of(output) if t.dtype.is_floating_point)
+
+
+def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """||out - ref||_F / ||ref||_F, computed in fp64."""
+    ref = ref.to(torch.float64)
+    diff = out.to(torch.float64) - ref
+    denom = torch.linalg.vector_norm(ref)
+    if float(denom) == 0.0:
+        return float(torch.linalg.vector_norm(diff))
+    return float(torch.linalg.vector_norm(diff) / denom)
+
+
+def max_rel_error(outs: list[torch.Tensor], refs: list[torch.Tensor]) -> float:
+    """The worst tensor decides (output and, for fwd+bwd, each input gradient)."""
+    return max(rel_error(o, r) for o, r in zip(outs, refs))
+
+
+def nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
