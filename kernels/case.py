@@ -41,8 +41,8 @@ def all_finite(output: Any) -> bool:
 
 def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     """||out - ref||_F / ||ref||_F, computed in fp64."""
-    ref = ref.to(torch.float64)
-    diff = out.to(torch.float64) - ref
+    ref = ref.detach().to(torch.float64)
+    diff = out.detach().to(torch.float64) - ref
     denom = torch.linalg.vector_norm(ref)
     if float(denom) == 0.0:
         return float(torch.linalg.vector_norm(diff))

@@ -1,0 +1,54 @@
+"""Analysis over a run's results (pure functions of DataFrames): break-even densities, CI coverage."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    shape: str
+    precision: str
+    pattern: str
+    density: float | None          # where hef_time crosses 1 (log-interpolated); None if it never does
+    note: str                      # plain words, e.g. "sparse faster below 0.23"
+
+
+def break_even(df: pd.DataFrame) -> list[BreakEven]:
+    """Density below which a sparse realisation beats the dense fp32 reference, per shape/precision/pattern."""
+    ok = df[(df["kernel"] == "matmul") & (df["status"] == "ok") & df["hef_time"].notna()]
+    out = []
+    sparse = ok[~ok["sparsity"].isin(["dense"])]
+    for (shape, precision, pattern), g in sparse.groupby(["shape", "precision", "sparsity"], sort=True):
+        pts = sorted(zip(g["density"], g["hef_time"]), reverse=True)       # dense -> sparse
+        out.append(BreakEven(shape, precision, pattern, *_crossing(pts)))
+    return out
+
+
+def _crossing(pts: list[tuple[float, float]]) -> tuple[float | None, str]:
+    if all(h >= 1 for _, h in pts):
+        return None, f"sparse faster at every measured density (down from {pts[0][0]:g})"
+    if all(h < 1 for _, h in pts):
+        return None, f"dense faster at every measured density (down to {pts[-1][0]:g})"
+    for (d0, h0), (d1, h1) in zip(pts, pts[1:]):
+        if (h0 < 1) != (h1 < 1):
+            # interpolate log(hef) linearly in log(density)
+            x0, x1, y0, y1 = math.log(d0), math.log(d1), math.log(h0), math.log(h1)
+            x = x0 + (0 - y0) * (x1 - x0) / (y1 - y0) if y1 != y0 else x0
+            d = math.exp(x)
+            side = "below" if h1 >= 1 else "above"
+            return d, f"sparse faster {side} density {d:.3g}"
+    return None, "no single crossing"
+
+
+def ci_coverage(df: pd.DataFrame, target: float) -> tuple[int, int]:
+    """(ok rows whose 95% CI half-width is within target, ok rows)."""
+    ok = df[df["status"] == "ok"]
+    if ok.empty:
+        return 0, 0
+    half = (ok["time_s_ci_high"] - ok["time_s_ci_low"]) / 2 / ok["time_s_median"]
+    flags = ok["flags"].fillna("")
+    within = (half <= target) & ~flags.str.contains("few-repeats")
+    return int(within.sum()), len(ok)

@@ -1,0 +1,110 @@
+"""Measure one callable: warm up, batch, repeat until the median's CI meets a target, one energy window.
+
+Returns raw samples and the energy reading; statistics are computed by `stats`, presentation elsewhere.
+Only the sampling loop is inside the energy window, so warm-up and calibration never pollute joules.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from profiler.meters.base import EnergyMeter, EnergyReading
+from profiler.stats import Summary, summarize
+from profiler.timing import Timer
+
+MIN_SAMPLES_HARD = 3        # even a kernel slower than the whole budget gets three timed calls
+
+
+@dataclass(frozen=True)
+class Policy:
+    budget_s: float = 2.0         # per configuration, sampling loop only
+    ci_target: float = 0.02       # relative half-width of the 95% CI of the median
+    min_samples: int = 10
+    warmup_s: float = 0.1
+    min_batch_s: float = 0.002    # a batch long enough that timer overhead (~100 ns) is negligible
+    confidence: float = 0.95
+
+
+@dataclass
+class Measurement:
+    samples: list[float]              # seconds per call, one value per batch
+    batch: int
+    calls_in_window: int
+    window_s: float                   # wall time of the sampling loop (= the energy window)
+    energy: EnergyReading
+    summary: Summary
+    warmup_s: float
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def energy_per_call_j(self) -> float | None:
+        if self.energy.energy_j is None or self.calls_in_window == 0:
+            return None
+        return self.energy.energy_j / self.calls_in_window
+
+    @property
+    def power_w(self) -> float | None:
+        if self.energy.energy_j is None or self.energy.window_s <= 0:
+            return None
+        return self.energy.energy_j / self.energy.window_s
+
+
+def calibrate_batch(fn: Callable[[], object], timer: Timer, min_batch_s: float, cap: int = 1 << 20) -> int:
+    """Smallest power-of-two batch whose duration reaches min_batch_s (1 for slow kernels)."""
+    n = 1
+    while n < cap:
+        t = timer.time_batch(fn, n)
+        if t >= min_batch_s:
+            return n
+        n = n * 2 if t <= 0 else max(n * 2, min(cap, math.ceil(n * min_batch_s / t)))
+    return cap
+
+
+def measure(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, policy: Policy) -> Measurement:
+    t_warm = time.perf_counter()
+    while True:
+        fn()
+        if time.perf_counter() - t_warm >= policy.warmup_s:
+            break
+    timer.synchronize()
+    batch = calibrate_batch(fn, timer, policy.min_batch_s)
+    warmup = time.perf_counter() - t_warm
+
+    samples: list[float] = []
+    calls = 0
+    window = 0.0
+    reading = None
+    for _attempt in range(2):          # a second window only if the meter asks (counter read zero)
+        meter.start()
+        t0 = time.perf_counter()
+        next_check = policy.min_samples
+        converged = False
+        while True:
+            samples.append(timer.time_batch(fn, batch) / batch)
+            calls += batch
+            elapsed = time.perf_counter() - t0
+            n = len(samples)
+            if n >= next_check:
+                converged = summarize(samples, policy.confidence).rel_ci_halfwidth <= policy.ci_target
+                next_check = n + max(1, n // 10)      # re-check as the sample grows, at ~10% steps
+            if elapsed < meter.min_window_s or n < MIN_SAMPLES_HARD:
+                continue
+            if converged or elapsed >= policy.budget_s:
+                break
+        reading = meter.stop()
+        window += time.perf_counter() - t0
+        if not reading.retry:
+            break
+        calls = 0                       # joules are per call of the *last* window only
+
+    summary = summarize(samples, policy.confidence)
+    flags = []
+    if summary.rel_ci_halfwidth > policy.ci_target:
+        flags.append("noisy")
+    if not summary.exact:
+        flags.append("few-repeats")
+    if reading.energy_j is not None and reading.window_s < meter.min_window_s:
+        flags.append("short-window")
+    return Measurement(samples, batch, calls, window, reading, summary, warmup, flags)

@@ -1,0 +1,60 @@
+"""Energy meters behind one interface, chosen per device with graceful fallbacks.
+
+CUDA: NVML counter -> NVML power sampling -> none.  CPU: RAPL -> estimate (labelled) -> none.
+Every fallback leaves a one-line reason, shown by `hwprof devices` and stored in run.json.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from profiler.errors import BadInput
+from profiler.meters.base import EnergyMeter, EnergyReading, MeterUnavailable, NoMeter, SOURCES
+from profiler.meters.estimate import EstimateMeter
+from profiler.meters.nvml import NvmlMeter, NvmlSampledMeter, handle_for, load_nvml
+from profiler.meters.rapl import POWERCAP_ROOT, RaplMeter
+
+ENERGY_CHOICES = ("auto", "nvml", "rapl", "estimate", "none")
+
+__all__ = ["ENERGY_CHOICES", "EnergyMeter", "EnergyReading", "MeterUnavailable", "NoMeter", "SOURCES",
+           "select_meter"]
+
+
+def select_meter(device, choice: str = "auto", cpu_tdp_watts: float | None = None,
+                 powercap_root: Path = POWERCAP_ROOT, nvml=None) -> tuple[EnergyMeter, list[str]]:
+    """Return the best meter for `device` (a torch.device) and the reasons earlier choices were skipped."""
+    if choice not in ENERGY_CHOICES:
+        raise BadInput(f"--energy {choice!r}: use one of {', '.join(ENERGY_CHOICES)}")
+    notes: list[str] = []
+    if device.type == "cuda":
+        order = ["nvml"] if choice in ("auto", "nvml") else [choice]
+    else:
+        order = ["rapl", "estimate"] if choice == "auto" else [choice]
+    for kind in order:
+        if kind == "none":
+            return NoMeter("--energy none"), notes
+        try:
+            if kind == "nvml":
+                if device.type != "cuda":
+                    raise MeterUnavailable("NVML measures NVIDIA GPUs; the device is a CPU")
+                lib = nvml or load_nvml()
+                meter = NvmlMeter(lib, handle_for(lib, device.index or 0, _uuid(device)))
+                if meter.fallback_reason:
+                    notes.append(f"nvml-counter: {meter.fallback_reason}")
+                return meter, notes
+            if kind == "rapl":
+                return RaplMeter(powercap_root), notes
+            if kind == "estimate":
+                if device.type == "cuda":
+                    raise MeterUnavailable("the estimate meter models CPU power only")
+                return EstimateMeter(cpu_tdp_watts), notes
+        except MeterUnavailable as e:
+            notes.append(str(e))
+    return NoMeter("; ".join(notes) or "no meter available"), notes
+
+
+def _uuid(device) -> str | None:
+    try:
+        import torch
+        return str(torch.cuda.get_device_properties(device).uuid)
+    except Exception:
+        return None

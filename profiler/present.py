@@ -1,0 +1,85 @@
+"""Terminal presentation (rich tables). Nothing here measures or computes rates."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(v, spec: str = ".3g", suffix: str = "") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:{spec}}{suffix}"
+
+
+def si(v, unit: str = "") -> str:
+    if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))):
+        return "-"
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= factor:
+            return f"{v / factor:.3g} {prefix}{unit}"
+    return f"{v:.3g} {unit}".strip()
+
+
+def _console() -> Console:
+    c = Console()
+    return c if c.is_terminal else Console(width=200)     # logs and pipes: do not fold ids at 80 columns
+
+
+def print_results(df: pd.DataFrame, meta: dict, console: Console | None = None) -> None:
+    console = console or _console()
+    energy = meta.get("energy", {})
+    t = Table(title=f"hwprof {meta['suite']['name']} on {meta['device']} - energy: {energy.get('source', 'none')}")
+    for col in ("configuration", "status", "time/call", "logical FLOP/s", "FLOP/J", "hef time", "hef energy",
+                "rel error", "flags / reason"):
+        t.add_column(col, overflow="fold")
+    for r in df.to_dict("records"):
+        ok = r["status"] == "ok"
+        t.add_row(
+            r["config_id"], r["status"],
+            si(r["time_s_median"], "s") if ok else "-",
+            si(r["logical_flops_per_s"], "FLOP/s") if ok else "-",
+            si(r["logical_flops_per_j"], "FLOP/J") if ok else "-",
+            _fmt(r["hef_time"], ".3g", "x"), _fmt(r["hef_energy"], ".3g", "x"), _fmt(r["rel_error"], ".2e"),
+            (r["flags"] if ok else r["reason"]) or "",
+        )
+    console.print(t)
+    if energy.get("source") == "estimate":
+        console.print("[yellow]energy is an estimate (TDP x CPU utilisation), not a measurement[/]")
+
+
+def print_devices(cpu_tdp_watts: float | None = None, console: Console | None = None) -> None:
+    import torch
+
+    from profiler.devices import describe
+    from profiler.meters import select_meter
+    console = console or _console()
+    devices = [torch.device("cpu")] + [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+    if not torch.cuda.is_available():
+        console.print(f"CUDA: not available to torch {torch.__version__}")
+    for dev in devices:
+        info = describe(dev)
+        meter, notes = select_meter(dev, "auto", cpu_tdp_watts)
+        t = Table(title=f"{dev}: {info.name}", show_header=False)
+        t.add_column("what")
+        t.add_column("value", overflow="fold")
+        t.add_row("memory", f"{info.total_memory_bytes / 2**30:.1f} GiB")
+        if info.cpu and dev.type == "cpu":
+            c = info.cpu
+            t.add_row("cores / threads", f"{c.physical_cores} physical, {c.usable_cpus} usable, torch threads {c.threads}")
+            t.add_row("max clock", f"{c.max_mhz:.0f} MHz ({c.max_mhz_source})" if c.max_mhz else c.max_mhz_source)
+            t.add_row("ISA", " ".join(f for f in c.flags if f.startswith(("avx", "amx", "fma", "sve"))) or "-")
+        for k, v in info.gpu.items():
+            t.add_row(k, str(v))
+        if info.peaks:
+            for p, peak in info.peaks.items():
+                t.add_row(f"peak {p}", f"{si(peak.flops_per_s, 'FLOP/s')}  [{peak.source}]")
+        else:
+            t.add_row("peaks", "none known (no MFU will be reported)")
+        t.add_row("energy meter", meter.describe())
+        for n in notes:
+            t.add_row("  skipped", n)
+        console.print(t)
+        meter.close()

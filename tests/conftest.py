@@ -1,0 +1,37 @@
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+TINY_SUITE = """
+name = "tiny"
+budget_s = 0.05
+ci_target = 0.5
+warmup_s = 0.0
+
+[[matmul]]
+shapes = [[64, 64, 64]]
+precisions = ["fp32", "fp64", "tf32", "int8"]
+
+[[attention]]
+shapes = [[1, 2, 32, 32, 16]]
+precisions = ["fp32"]
+masks = ["causal"]
+backends = ["math", "flash"]
+"""
+
+
+@pytest.fixture
+def tiny_suite(tmp_path) -> Path:
+    p = tmp_path / "tiny.toml"
+    p.write_text(textwrap.dedent(TINY_SUITE))
+    return p
+
+
+@pytest.fixture
+def fast_options(tmp_path):
+    """RunOptions keywords that keep an end-to-end run to about a second."""
+    return dict(out_dir=tmp_path / "reports", energy="none", idle_s=0.0, device_warmup_s=0.0, progress=False)
