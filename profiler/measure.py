@@ -24,6 +24,7 @@ class Policy:
     min_samples: int = 10
     warmup_s: float = 0.1
     min_batch_s: float = 0.002    # a batch long enough that timer overhead (~100 ns) is negligible
+    min_window_s: float = 1.0     # one sampling/energy window per configuration lasts at least this long
     confidence: float = 0.95
 
 
@@ -51,9 +52,9 @@ class Measurement:
         return self.energy.energy_j / self.energy.window_s
 
 
-def calibrate_batch(fn: Callable[[], object], timer: Timer, min_batch_s: float, cap: int = 1 << 20) -> int:
-    """Smallest power-of-two batch whose duration reaches min_batch_s (1 for slow kernels)."""
-    n = 1
+def calibrate_batch(fn: Callable[[], object], timer: Timer, min_batch_s: float, n: int = 1,
+                    cap: int = 1 << 20) -> int:
+    """Smallest batch (from n, growing) whose duration reaches min_batch_s (1 for slow kernels)."""
     while n < cap:
         t = timer.time_batch(fn, n)
         if t >= min_batch_s:
@@ -62,15 +63,23 @@ def calibrate_batch(fn: Callable[[], object], timer: Timer, min_batch_s: float, 
     return cap
 
 
+def warm_up(fn: Callable[[], object], timer: Timer, seconds: float) -> float:
+    """Run timed single calls for `seconds` (at least one); return the last call's duration."""
+    t0 = time.perf_counter()
+    while True:
+        last = timer.time_batch(fn, 1)
+        if time.perf_counter() - t0 >= seconds:
+            return last
+
+
 def measure(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, policy: Policy) -> Measurement:
     t_warm = time.perf_counter()
-    while True:
-        fn()
-        if time.perf_counter() - t_warm >= policy.warmup_s:
-            break
-    timer.synchronize()
-    batch = calibrate_batch(fn, timer, policy.min_batch_s)
+    last = warm_up(fn, timer, policy.warmup_s)
+    # The warm-up's last call predicts the batch; one calibration batch confirms it (none for slow kernels).
+    guess = 1 if last >= policy.min_batch_s or last <= 0 else math.ceil(policy.min_batch_s / last)
+    batch = 1 if guess == 1 and last > 0 else calibrate_batch(fn, timer, policy.min_batch_s, guess)
     warmup = time.perf_counter() - t_warm
+    min_window = max(policy.min_window_s, meter.min_window_s)
 
     samples: list[float] = []
     calls = 0
@@ -89,7 +98,7 @@ def measure(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, policy: 
             if n >= next_check:
                 converged = summarize(samples, policy.confidence).rel_ci_halfwidth <= policy.ci_target
                 next_check = n + max(1, n // 10)      # re-check as the sample grows, at ~10% steps
-            if elapsed < meter.min_window_s or n < MIN_SAMPLES_HARD:
+            if elapsed < min_window or n < MIN_SAMPLES_HARD:
                 continue
             if converged or elapsed >= policy.budget_s:
                 break

@@ -83,3 +83,16 @@ def print_devices(cpu_tdp_watts: float | None = None, console: Console | None = 
             t.add_row("  skipped", n)
         console.print(t)
         meter.close()
+
+
+def print_comparison(table: pd.DataFrame, console: Console | None = None) -> None:
+    console = console or _console()
+    t = Table(title="compare: ratios B / A (significant = 95% CIs of the median times do not overlap)")
+    for col in ("configuration", "status A/B", "time", "logical FLOP/s", "FLOP/J", "hef time", "rel error", "significant"):
+        t.add_column(col, overflow="fold")
+    for r in table.to_dict("records"):
+        t.add_row(r["config_id"], f"{r['status_a']}/{r['status_b']}", _fmt(r["time_s_median_ratio"], ".4f"),
+                  _fmt(r["logical_flops_per_s_ratio"], ".4f"), _fmt(r["logical_flops_per_j_ratio"], ".4f"),
+                  _fmt(r["hef_time_ratio"], ".4f"), _fmt(r["rel_error_ratio"], ".3g"),
+                  "[red]yes[/]" if r["significant"] else "no")
+    console.print(t)

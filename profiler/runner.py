@@ -256,10 +256,13 @@ def measure_spec(spec: Spec, device: torch.device, info: DeviceInfo, timer: Time
     except KeyboardInterrupt:
         raise
     except Exception as e:       # one configuration's failure must not lose the others
+        case = out = None
+        _release(device)         # after an out-of-memory especially: give the next configuration room
         return base_row(spec, device, "error", _reason(e)), 0.0
     finally:
-        case = out = None          # drop the inputs before the next configuration allocates its own
-        _release(device)
+        case = out = None        # drop the inputs before the next configuration allocates its own
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -301,7 +304,8 @@ def execute(opts: RunOptions, progress_cb: Callable[[int, int, str], None] | Non
             "device": str(device), "seed": opts.seed,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-    policy = Policy(budget_s=suite.budget_s, ci_target=suite.ci_target, warmup_s=suite.warmup_s)
+    policy = Policy(budget_s=suite.budget_s, ci_target=suite.ci_target, warmup_s=suite.warmup_s,
+                    min_window_s=suite.min_window_s)
     meta.update({
         "status": "running", **_environment(device, info),
         "timer": timer_for(device).name if device.type == "cpu" else "cuda-events",

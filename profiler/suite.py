@@ -15,7 +15,7 @@ from profiler.errors import BadInput
 
 PRESETS = ("quick", "standard", "full")
 MAX_DIM = 1 << 20                     # any single dimension beyond this is a typo, not a benchmark
-TOP_KEYS = {"name", "device", "budget_s", "ci_target", "matmul", "attention", "warmup_s"}
+TOP_KEYS = {"name", "device", "budget_s", "ci_target", "matmul", "attention", "warmup_s", "min_window_s"}
 GROUP_KEYS = {
     # `device` (optional): "cpu" or "cuda" - the group only applies when the run's device is of that type,
     # so one preset can hold CPU-sized and GPU-sized work.
@@ -32,13 +32,14 @@ class Suite:
     budget_s: float = 2.0
     ci_target: float = 0.02
     warmup_s: float = 0.1
+    min_window_s: float = 1.0
     specs: list[Spec] = field(default_factory=list)
     raw: dict = field(default_factory=dict)
 
     def resolved(self) -> dict:
         """What run.json stores and --resume compares: the exact configurations and settings."""
         return {"name": self.name, "source": self.source, "device": self.device, "budget_s": self.budget_s,
-                "ci_target": self.ci_target, "warmup_s": self.warmup_s,
+                "ci_target": self.ci_target, "warmup_s": self.warmup_s, "min_window_s": self.min_window_s,
                 "config_ids": [s.config_id for s in self.specs]}
 
 
@@ -62,6 +63,8 @@ def parse_suite(text: str, source: str = "<suite>", device_type: str | None = No
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise BadInput(f"suite {source}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise BadInput(f"suite {source}: not valid TOML (nested too deeply)") from None
     return suite_from_data(data, source, device_type)
 
 
@@ -77,6 +80,8 @@ def suite_from_data(data: dict, source: str, device_type: str | None = None) -> 
         budget_s=_positive(data.get("budget_s", 2.0), f"suite {source}: budget_s", upper=3600),
         ci_target=_positive(data.get("ci_target", 0.02), f"suite {source}: ci_target", upper=1.0),
         warmup_s=_positive(data.get("warmup_s", 0.1), f"suite {source}: warmup_s", upper=600, allow_zero=True),
+        min_window_s=_positive(data.get("min_window_s", 1.0), f"suite {source}: min_window_s", upper=600,
+                               allow_zero=True),
         raw=data,
     )
     specs: list[Spec] = []

@@ -11,6 +11,7 @@ name = "tiny"
 budget_s = 0.05
 ci_target = 0.5
 warmup_s = 0.0
+min_window_s = 0.0
 
 [[matmul]]
 shapes = [[64, 64, 64]]
