@@ -1,0 +1,60 @@
+"""Benchmark of the profiler itself: suite wall time, overhead outside measurement windows,
+share of ok rows whose 95% CI meets the target, and peak memory of the process.
+
+    python tests/benchmarks/bench_profiler.py                  # quick suite
+    python tests/benchmarks/bench_profiler.py --suite standard
+
+Targets (issue: quick suite): wall < 90 s on a 2-core machine, >= 90% of ok rows within a 2% CI,
+overhead < 10% of wall time. Prints a table and writes bench.json into the run directory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+from profiler.analysis import ci_coverage
+from profiler.runner import RunOptions, execute
+
+TARGETS = {"quick": {"wall_s": 90.0, "ci_share": 0.90, "overhead": 0.10}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suite", default="quick")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--out", type=Path, default=Path("reports"))
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    result = execute(RunOptions(suite=args.suite, device=args.device, out_dir=args.out, progress=False,
+                                command=["bench_profiler.py", *sys.argv[1:]]))
+    wall_total = time.perf_counter() - t0          # includes imports of the run's modules, suite parsing
+    meta, df = result.meta, result.results
+    within, ok = ci_coverage(df, meta["suite"]["ci_target"])
+    overhead = 1.0 - meta["measured_s"] / meta["wall_s"]
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    figures = {
+        "suite": args.suite, "device": meta["device"], "configurations": len(df), "ok_rows": ok,
+        "wall_s": round(wall_total, 2), "runner_wall_s": round(meta["wall_s"], 2),
+        "measured_s": round(meta["measured_s"], 2), "overhead_share": round(overhead, 4),
+        "ok_rows_within_ci_target": within, "ci_share": round(within / ok, 4) if ok else None,
+        "peak_rss_mib": round(peak_rss_mib, 1), "run_dir": str(result.run_dir),
+    }
+    (result.run_dir / "bench.json").write_text(json.dumps(figures, indent=2) + "\n")
+    for k, v in figures.items():
+        print(f"{k:28s} {v}")
+    target = TARGETS.get(args.suite)
+    if target:
+        checks = [("wall_s", figures["wall_s"] <= target["wall_s"]),
+                  ("ci_share", (figures["ci_share"] or 0) >= target["ci_share"]),
+                  ("overhead", overhead <= target["overhead"])]
+        for name, ok_ in checks:
+            print(f"target {name:20s} {'met' if ok_ else 'MISSED'} ({target[name]})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
