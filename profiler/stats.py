@@ -6,6 +6,7 @@ With fewer than 6 samples no 95% interval exists; the range is reported and `exa
 """
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass
@@ -27,23 +28,25 @@ class Summary:
         return (self.ci_high - self.ci_low) / 2.0 / self.median
 
 
-def _binom_cdf_half(j: int, n: int) -> float:
-    """P(X <= j) for X ~ Binomial(n, 1/2)."""
-    if j < 0:
-        return 0.0
-    return math.fsum(math.comb(n, i) for i in range(j + 1)) / 2.0 ** n
-
-
+@functools.lru_cache(maxsize=4096)
 def median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int] | None:
-    """1-based ranks (l, u) of the order statistics bounding the median's CI, or None if n is too small."""
+    """1-based ranks (l, u) of the order statistics bounding the median's CI, or None if n is too small.
+
+    l is the largest rank with P(X <= l-1) <= alpha/2 for X ~ Binomial(n, 1/2); the CDF is accumulated
+    term by term in exact integers (O(n), not a fresh sum per candidate rank)."""
     alpha = 1.0 - confidence
-    if n > 1000:   # normal approximation; exact sums of huge binomials are slow and pointless here
+    if n > 1000:   # normal approximation; agrees with the exact ranks to within one at this size
         z = statistics.NormalDist().inv_cdf(1 - alpha / 2)
-        l = int(math.floor(n / 2 - z * math.sqrt(n) / 2))
-        return max(1, l), n + 1 - max(1, l)
-    l = 0
-    while _binom_cdf_half(l, n) <= alpha / 2:   # P(X <= l) <= alpha/2  ->  rank l+1 is a valid lower bound
+        l = max(1, int(math.floor(n / 2 - z * math.sqrt(n) / 2)))
+        return l, n + 1 - l
+    limit = alpha / 2 * 2 ** n          # compare sum(comb(n, i)) against alpha/2 * 2^n
+    term, cdf, l = 1, 0, 0              # term = comb(n, l)
+    while True:
+        cdf += term
+        if cdf > limit:
+            break
         l += 1
+        term = term * (n - l + 1) // l
     if l == 0:
         return None
     return l, n + 1 - l

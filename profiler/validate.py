@@ -22,7 +22,8 @@ from profiler.timing import timer_for
 
 TIME_TOLERANCE = 0.03
 ENERGY_TOLERANCE = 0.05
-ROUNDS = 3
+ROUNDS = 7            # interleaved rounds per tool: short and many, so both see the same machine phases
+ROUND_S = 0.5
 
 
 @dataclass
@@ -43,19 +44,19 @@ class Check:
 
 
 def _time_hwprof(fn, device) -> float:
-    m = measure(fn, timer_for(device), NoMeter(), Policy(budget_s=1.0, min_window_s=1.0, ci_target=0.01))
+    m = measure(fn, timer_for(device), NoMeter(), Policy(budget_s=ROUND_S, min_window_s=ROUND_S, ci_target=0.01))
     return m.summary.median
 
 
 def _time_torch_benchmark(fn, device) -> float:
     import torch.utils.benchmark as tb
     t = tb.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    return t.blocked_autorange(min_run_time=1.0).median
+    return t.blocked_autorange(min_run_time=ROUND_S).median
 
 
 def _time_do_bench(fn) -> float:
     from triton.testing import do_bench
-    return do_bench(fn, warmup=100, rep=1000, return_mode="median") * 1e-3
+    return do_bench(fn, warmup=25, rep=int(ROUND_S * 1000), return_mode="median") * 1e-3
 
 
 def time_checks(device: torch.device, quick: bool) -> list[Check]:
@@ -142,6 +143,7 @@ def energy_checks(device: torch.device) -> list[Check]:
             zeus.begin_window(f"w{i}")
             meter.start()
             measure(case.run, timer_for(device), NoMeter(), Policy(budget_s=2.0, min_window_s=2.0, warmup_s=0))
+            # (2 s windows here: energy counters need >= 1 s; the rounds stay interleaved with Zeus's)
             reading = meter.stop()
             z = zeus.end_window(f"w{i}")
             ours.append(reading.energy_j)

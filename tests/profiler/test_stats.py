@@ -5,7 +5,8 @@ import pytest
 from profiler.stats import median_ci_ranks, summarize
 
 
-@pytest.mark.parametrize("n,ranks", [(5, None), (6, (1, 6)), (10, (2, 9)), (20, (6, 15)), (50, (18, 33))])
+@pytest.mark.parametrize("n,ranks", [(5, None), (6, (1, 6)), (10, (2, 9)), (20, (6, 15)), (50, (18, 33)),
+                                     (100, (40, 61)), (1000, (469, 532))])
 def test_median_ci_ranks_match_binomial_tables(n, ranks):
     assert median_ci_ranks(n) == ranks
 
@@ -32,3 +33,9 @@ def test_summary_fields():
 def test_empty_samples_rejected():
     with pytest.raises(ValueError):
         summarize([])
+
+
+def test_normal_approximation_joins_the_exact_ranks():
+    lo_exact, _ = median_ci_ranks(1000)
+    lo_approx, _ = median_ci_ranks(1001)
+    assert abs(lo_exact - lo_approx) <= 1
