@@ -21,7 +21,7 @@ precisions = ["fp32", "fp64", "tf32", "int8"]
 shapes = [[1, 2, 32, 32, 16]]
 precisions = ["fp32"]
 masks = ["causal"]
-backends = ["math", "flash"]
+backends = ["math", "flash", "efficient"]
 """
 
 

@@ -22,6 +22,8 @@ def test_tiny_run_end_to_end(tiny_suite, fast_options):
     assert ref["logical_flops"] == 2 * 64 ** 3
     tf32 = by_id.loc["matmul/64x64x64/tf32/dense/fwd"]
     assert tf32["status"] == "unsupported" and "tensor-core" in tf32["reason"]
+    eff = by_id.loc["attention/1x2x32x32x16/fp32/causal/efficient/fwd"]
+    assert eff["status"] == "unsupported" and "only on CUDA" in eff["reason"]
     ok = df[df["status"] == "ok"]
     assert len(ok) == 5
     for col in RATE_COLUMNS:
