@@ -19,24 +19,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
-    return v
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return v
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be >= {minimum}")
+        return v
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,13 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the suite's, else auto)")
     r.add_argument("--out", type=Path, default=Path("reports"), help="directory for run directories (default reports/)")
     r.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="complete an interrupted run")
-    r.add_argument("--seed", type=_nonneg_int, default=0)
+    r.add_argument("--seed", type=_int_at_least(0), default=0)
     r.add_argument("--energy", default="auto", help="auto | nvml | rapl | estimate | none")
     r.add_argument("--cpu-tdp-watts", type=_positive_float, default=None, help="TDP for the CPU energy estimate")
     r.add_argument("--cpu-max-ghz", type=_positive_float, default=None,
                    help="max CPU clock for the theoretical peak where cpufreq is missing (VMs)")
     r.add_argument("--flush-l2", action="store_true", help="CUDA: flush L2 before each timed batch")
-    r.add_argument("--threads", type=_positive_int, default=None, help="CPU: torch intra-op threads")
+    r.add_argument("--threads", type=_int_at_least(1), default=None, help="CPU: torch intra-op threads")
     r.add_argument("--budget-s", type=_positive_float, default=None, help="time budget per configuration")
     r.add_argument("--ci-target", type=_positive_float, default=None, help="relative CI half-width target")
     r.add_argument("--no-report", action="store_true", help="skip report.html/report.md")

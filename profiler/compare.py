@@ -59,7 +59,7 @@ def write_comparison(table: pd.DataFrame, out_dir: Path, run_a: Path, run_b: Pat
     atomic_write_text(csv_path, table.to_csv(index=False))
     view = table[["config_id", "status_a", "status_b", "time_s_median_ratio", "logical_flops_per_s_ratio",
                   "logical_flops_per_j_ratio", "hef_time_ratio", "rel_error_ratio", "significant"]]
-    md = [f"# hwprof compare", "", f"A: `{run_a}`", "", f"B: `{run_b}`", "",
+    md = ["# hwprof compare", "", f"A: `{run_a}`", "", f"B: `{run_b}`", "",
           "Ratios are B / A. `significant`: the 95% CIs of the two median times do not overlap.", "",
           view.to_markdown(index=False, floatfmt=".4g"), ""]
     atomic_write_text(md_path, "\n".join(md))

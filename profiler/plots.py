@@ -14,6 +14,17 @@ PRECISION_COLORS = {"fp64": "#6c757d", "fp32": "#1f77b4", "tf32": "#17becf", "fp
                     "fp8_e4m3": "#d62728", "int8": "#9467bd"}
 
 
+def _finish_loglog(fig, ax, xlabel: str, ylabel: str, title: str, legend_size: int):
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    return fig
+
+
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] == "ok"]
 
@@ -62,21 +73,15 @@ def roofline(df: pd.DataFrame, peaks: dict, mem_bw: float | None):
     for (kernel, prec), g in ok.groupby(["kernel", "precision"]):
         ax.scatter(g["arithmetic_intensity"], g["logical_flops_per_s"], label=f"{kernel} {prec}",
                    marker="o" if kernel == "matmul" else "^", color=PRECISION_COLORS.get(prec))
-    xmin, xmax = ok["arithmetic_intensity"].min() / 2, ok["arithmetic_intensity"].max() * 2
+    xmin = ok["arithmetic_intensity"].min() / 2
     for prec, peak in (peaks or {}).items():
         f = peak["flops_per_s"] if isinstance(peak, dict) else peak.flops_per_s
         ax.axhline(f, ls="--", lw=0.8, color=PRECISION_COLORS.get(prec, "grey"))
         ax.text(xmin, f, f" peak {prec}", va="bottom", fontsize=7, color=PRECISION_COLORS.get(prec, "grey"))
         if mem_bw:
             ax.plot([xmin, f / mem_bw], [mem_bw * xmin, f], color="grey", lw=0.6)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("arithmetic intensity (logical FLOP per byte of dense operands)")
-    ax.set_ylabel("achieved logical FLOP/s")
-    ax.set_title("Roofline" + ("" if peaks else " (no peak known for this device)"))
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return fig
+    return _finish_loglog(fig, ax, "arithmetic intensity (logical FLOP per byte of dense operands)",
+                          "achieved logical FLOP/s", "Roofline" + ("" if peaks else " (no peak known for this device)"), 7)
 
 
 def accuracy_vs_efficiency(df: pd.DataFrame):
@@ -92,15 +97,9 @@ def accuracy_vs_efficiency(df: pd.DataFrame):
         for r in g.to_dict("records"):
             ax.annotate(f"{r['kernel'][0]} {r['shape']}", (r["hef_time"], max(r["rel_error"], floor)),
                         fontsize=6, alpha=0.7)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.axvline(1.0, color="k", lw=0.8)
-    ax.set_xlabel("hef_time (speed vs fp32 reference)")
-    ax.set_ylabel("relative error vs fp64 (Frobenius)")
-    ax.set_title("What each precision costs (error) and buys (speed)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish_loglog(fig, ax, "hef_time (speed vs fp32 reference)", "relative error vs fp64 (Frobenius)",
+                          "What each precision costs (error) and buys (speed)", 8)
 
 
 def sparsity_curve(df: pd.DataFrame):
@@ -119,14 +118,8 @@ def sparsity_curve(df: pd.DataFrame):
             ax.axvline(be.density, ls=":", color="grey")
             ax.annotate(f"break-even {be.density:.2g}", (be.density, 1.0), fontsize=7, rotation=90, va="bottom")
     ax.axhline(1.0, color="k", lw=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("density (share of the dense work kept)")
-    ax.set_ylabel("hef_time vs dense fp32")
-    ax.set_title("Sparsity: does pruning buy speed here?")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return _finish_loglog(fig, ax, "density (share of the dense work kept)", "hef_time vs dense fp32",
+                          "Sparsity: does pruning buy speed here?", 7)
 
 
 def forecast_curves(forecast: dict):

@@ -15,15 +15,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
-
 import pandas as pd
 import torch
 
 import kernels
 from kernels.build import estimate_bytes
 from kernels.case import all_finite
-from kernels.spec import Spec, reference_of, shape_str
+from kernels.spec import MatmulSpec, Spec, reference_of, shape_str
 from profiler import __version__
 from profiler import efficiency as eff
 from profiler.devices import DeviceInfo, Monitor, describe, free_memory, resolve_device, throttled
@@ -81,6 +79,7 @@ def _resolve_suite(opts: RunOptions, stored: dict | None) -> tuple[Suite, torch.
     device = resolve_device(opts.device or probe.device)
     if opts.suite is None and stored is not None:
         suite = suite_from_data(stored["raw"], stored["source"], device.type)
+        suite.budget_s, suite.ci_target = stored["budget_s"], stored["ci_target"]   # the original's overrides
     else:
         suite = load_suite(opts.suite or "quick", device.type)
     if opts.budget_s is not None:
@@ -155,15 +154,9 @@ def _sigterm_as_interrupt():
 # ---------------------------------------------------------------------------------------------- rows
 
 def base_row(spec: Spec, device: torch.device, status: str, reason: str = "") -> Row:
-    from kernels.spec import MatmulSpec
-    if isinstance(spec, MatmulSpec):
-        density = spec.sparsity.density
-        backend = spec.backend
-    else:
-        density = spec.density
-        backend = spec.backend
+    density = spec.sparsity.density if isinstance(spec, MatmulSpec) else spec.density
     return Row(config_id=spec.config_id, kernel=spec.kernel, shape=shape_str(spec.shape), precision=spec.precision,
-               sparsity=spec.sparsity_column, density=density, backend=backend, pass_=spec.pass_,
+               sparsity=spec.sparsity_column, density=density, backend=spec.backend, pass_=spec.pass_,
                device=str(device), status=status, reason=reason, logical_flops=spec.logical_flops)
 
 
@@ -267,7 +260,7 @@ def measure_spec(spec: Spec, device: torch.device, info: DeviceInfo, timer: Time
 
 # ---------------------------------------------------------------------------------------------- run
 
-def execute(opts: RunOptions, progress_cb: Callable[[int, int, str], None] | None = None) -> RunResult:
+def execute(opts: RunOptions) -> RunResult:
     stored = None
     done: dict[str, Row] = {}
     if opts.resume is not None:
@@ -306,9 +299,10 @@ def execute(opts: RunOptions, progress_cb: Callable[[int, int, str], None] | Non
         }
     policy = Policy(budget_s=suite.budget_s, ci_target=suite.ci_target, warmup_s=suite.warmup_s,
                     min_window_s=suite.min_window_s)
+    timer = timer_for(device, opts.flush_l2)
     meta.update({
         "status": "running", **_environment(device, info),
-        "timer": timer_for(device).name if device.type == "cpu" else "cuda-events",
+        "timer": timer.name,
         "flush_l2": opts.flush_l2,
         "energy": {"source": meter.source, "description": meter.describe(), "fallbacks": meter_notes},
         "policy": policy.__dict__,
@@ -317,13 +311,12 @@ def execute(opts: RunOptions, progress_cb: Callable[[int, int, str], None] | Non
     write_json(run_dir / "run.json", meta)
 
     torch.manual_seed(opts.seed)
-    timer = timer_for(device, opts.flush_l2)
     monitor = Monitor(device)
     writer = ResultsWriter(run_dir / "results.csv")
     t_start = time.perf_counter()
     measured = 0.0
     todo = [s for s in suite.specs if s.config_id not in done]
-    status = "interrupted"
+    status = "failed"
     try:
         with _sigterm_as_interrupt():
             warm = opts.device_warmup_s if opts.device_warmup_s is not None else (3.0 if device.type == "cuda" else 0.5)
@@ -331,9 +324,7 @@ def execute(opts: RunOptions, progress_cb: Callable[[int, int, str], None] | Non
             if "idle_power_w" not in meta:
                 meta["idle_power_w"] = {meter.source: idle_power(meter, opts.idle_s)}
             with _progress(opts.progress, len(suite.specs), len(done)) as advance:
-                for i, spec in enumerate(todo):
-                    if progress_cb:
-                        progress_cb(len(done), len(suite.specs), spec.config_id)
+                for spec in todo:
                     reference = done.get(reference_of(spec).config_id)
                     row, window = measure_spec(spec, device, info, timer, meter, monitor, policy, opts.seed, reference)
                     writer.append(row)
@@ -342,6 +333,7 @@ def execute(opts: RunOptions, progress_cb: Callable[[int, int, str], None] | Non
                     advance(spec.config_id)
             status = "complete"
     except KeyboardInterrupt:
+        status = "interrupted"
         raise Interrupted(run_dir) from None
     finally:
         writer.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 from profiler.errors import BadInput
 from profiler.meters.base import EnergyMeter, EnergyReading, MeterUnavailable, NoMeter, SOURCES
 from profiler.meters.estimate import EstimateMeter
-from profiler.meters.nvml import NvmlMeter, NvmlSampledMeter, handle_for, load_nvml
+from profiler.meters.nvml import NvmlMeter, handle_for, load_nvml
 from profiler.meters.rapl import POWERCAP_ROOT, RaplMeter
 
 ENERGY_CHOICES = ("auto", "nvml", "rapl", "estimate", "none")
