@@ -145,18 +145,17 @@ def describe(device: torch.device, cpu_max_ghz: float | None = None) -> DeviceIn
             "tdp_w": entry.tdp_w if entry else None,
             "mem_bw_bytes_per_s": entry.mem_bw_bytes_per_s if entry else None,
         }
-        gpu.update(nvml_static(device.index or 0))
+        gpu.update(nvml_static(device))
         return DeviceInfo(str(device), props.name, "cuda", props.total_memory, gpu_peaks(props.name), cpu, gpu)
     peaks = cpu_peaks(set(cpu.flags), cpu.vendor, cpu.compute_cores, cpu.max_mhz / 1000.0)
     return DeviceInfo("cpu", cpu.model, "cpu", psutil.virtual_memory().total, peaks, cpu)
 
 
-def nvml_static(index: int) -> dict:
+def nvml_static(device: torch.device) -> dict:
     """Driver version and clock limits from NVML, or why they are missing."""
     try:
-        from profiler.meters.nvml import load_nvml
-        nvml = load_nvml()
-        h = nvml.nvmlDeviceGetHandleByIndex(index)
+        from profiler.meters.nvml import open_device
+        nvml, h = open_device(device)
         out = {"driver": nvml.nvmlSystemGetDriverVersion()}
         for key, clock in (("max_sm_clock_mhz", nvml.NVML_CLOCK_SM), ("max_mem_clock_mhz", nvml.NVML_CLOCK_MEM)):
             try:
@@ -183,9 +182,8 @@ class Monitor:
         self._nvml = self._handle = None
         if device.type == "cuda":
             try:
-                from profiler.meters.nvml import load_nvml
-                self._nvml = load_nvml()
-                self._handle = self._nvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+                from profiler.meters.nvml import open_device
+                self._nvml, self._handle = open_device(device)
             except Exception:
                 self._nvml = None
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from profiler.errors import BadInput
 from profiler.meters.base import EnergyMeter, EnergyReading, MeterUnavailable, NoMeter, SOURCES
 from profiler.meters.estimate import EstimateMeter
-from profiler.meters.nvml import NvmlMeter, handle_for, load_nvml
+from profiler.meters.nvml import NvmlMeter, open_device
 from profiler.meters.rapl import POWERCAP_ROOT, RaplMeter
 
 ENERGY_CHOICES = ("auto", "nvml", "rapl", "estimate", "none")
@@ -36,8 +36,8 @@ def select_meter(device, choice: str = "auto", cpu_tdp_watts: float | None = Non
             if kind == "nvml":
                 if device.type != "cuda":
                     raise MeterUnavailable("NVML measures NVIDIA GPUs; the device is a CPU")
-                lib = nvml or load_nvml()
-                meter = NvmlMeter(lib, handle_for(lib, device.index or 0, _uuid(device)))
+                lib, handle = (nvml, nvml.nvmlDeviceGetHandleByIndex(device.index or 0)) if nvml else open_device(device)
+                meter = NvmlMeter(lib, handle)
                 if meter.fallback_reason:
                     notes.append(f"nvml-counter: {meter.fallback_reason}")
                 return meter, notes
@@ -50,11 +50,3 @@ def select_meter(device, choice: str = "auto", cpu_tdp_watts: float | None = Non
         except MeterUnavailable as e:
             notes.append(str(e))
     return NoMeter("; ".join(notes) or "no meter available"), notes
-
-
-def _uuid(device) -> str | None:
-    try:
-        import torch
-        return str(torch.cuda.get_device_properties(device).uuid)
-    except Exception:
-        return None

@@ -43,6 +43,18 @@ def handle_for(nvml: Any, index: int, uuid: str | None = None) -> Any:
         raise MeterUnavailable(f"NVML: no handle for GPU {index} ({_nvml_error(e)})") from None
 
 
+def open_device(device) -> tuple[Any, Any]:
+    """(pynvml, handle) for a torch CUDA device, matched by UUID; MeterUnavailable with the reason if not."""
+    nvml = load_nvml()
+    uuid = None
+    try:
+        import torch
+        uuid = str(torch.cuda.get_device_properties(device).uuid)
+    except Exception:
+        pass
+    return nvml, handle_for(nvml, device.index or 0, uuid)
+
+
 class NvmlSampledMeter(EnergyMeter):
     source = "nvml-sampled"
     min_window_s = 2.0        # the driver's power reading is itself averaged (~100 ms on recent boards)

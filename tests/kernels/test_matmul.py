@@ -52,3 +52,9 @@ def test_nan_output_is_detected():
     assert not all_finite(torch.tensor([1.0, float("nan")]))
     assert not all_finite((torch.ones(2), torch.tensor([float("inf")])))
     assert all_finite(torch.ones(2, dtype=torch.int32))
+
+
+def test_fp8_2_4_is_unsupported_not_silently_dense():
+    from kernels.spec import SparsitySpec
+    with pytest.raises(Unsupported, match="2:4 with fp8"):
+        build_case(MatmulSpec((64, 64, 64), "fp8_e4m3", SparsitySpec.parse("2:4")), CPU)

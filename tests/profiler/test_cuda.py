@@ -60,14 +60,18 @@ def test_tf32_is_faster_than_ieee_fp32(dev):
     assert results["tf32"] < results["fp32"]
 
 
-@pytest.mark.parametrize("precision", ["fp16", "bf16"])
-def test_2_4_runs_on_sm80_plus(dev, precision):
+@pytest.mark.parametrize("precision,max_err", [("fp16", 2e-2), ("bf16", 2e-2), ("int8", 5e-2)])
+def test_2_4_runs_on_sm80_plus(dev, precision, max_err):
     if torch.cuda.get_device_capability(dev) < (8, 0):
         pytest.skip("needs sm_80")
     spec = MatmulSpec((4096, 4096, 4096), precision, SparsitySpec.parse("2:4"))
-    case, out = kernels.build_case(spec, dev)
+    try:
+        case, out = kernels.build_case(spec, dev)
+    except kernels.Unsupported as e:           # torch's semi-structured int8 kernels vary by version
+        assert precision == "int8" and "torch" in str(e)
+        return
     assert case.physical_flops == spec.logical_flops // 2
-    assert case.rel_error(out) < 2e-2
+    assert case.rel_error(out) < max_err        # against the fp64 product of the *pruned* operands
 
 
 @pytest.mark.parametrize("backend", ["flash", "efficient", "cudnn", "math"])
