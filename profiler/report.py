@@ -74,6 +74,8 @@ def _cell(col: str, v) -> str:
         return si(v, "s")
     if col == "power_w":
         return f"{v:.3g} W"
+    if col == "repeats":
+        return str(int(v))
     if isinstance(v, float):
         return f"{v:.3g}"
     return str(v)
