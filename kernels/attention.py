@@ -33,15 +33,7 @@ def build_mask(mask: str, sq: int, sk: int, device: torch.device) -> torch.Tenso
     """Boolean mask (True = attend) for window masks; None for `none` and `causal` (is_causal is used)."""
     if not mask.startswith("window:"):
         return None
-    w = int(mask.split(":", 1)[1])
-    i = torch.arange(sq, device=device).unsqueeze(1)
-    j = torch.arange(sk, device=device).unsqueeze(0)
-    return (j <= i) & (j > i - w)
-
-
-def causal_mask(sq: int, sk: int, device: torch.device) -> torch.Tensor:
-    """torch's is_causal semantics (top-left aligned)."""
-    return torch.ones(sq, sk, dtype=torch.bool, device=device).tril()
+    return _allowed(mask, 0, sq, sk, device)
 
 
 def check_support(spec: AttentionSpec, device: torch.device) -> None:
@@ -95,6 +87,8 @@ def reference_attention(q, k, v, mask: str, grad_out=None):
 
 
 def _allowed(mask: str, start: int, rows: int, sk: int, device) -> torch.Tensor | None:
+    """Which keys queries start..start+rows-1 may see; the one definition of the masks (causal: top-left,
+    as torch's is_causal; window:W: the W most recent keys including the query's own position)."""
     if mask == "none":
         return None
     i = torch.arange(start, start + rows, device=device).unsqueeze(1)

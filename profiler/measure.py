@@ -76,8 +76,11 @@ def measure(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, policy: 
     t_warm = time.perf_counter()
     last = warm_up(fn, timer, policy.warmup_s)
     # The warm-up's last call predicts the batch; one calibration batch confirms it (none for slow kernels).
-    guess = 1 if last >= policy.min_batch_s or last <= 0 else math.ceil(policy.min_batch_s / last)
-    batch = 1 if guess == 1 and last > 0 else calibrate_batch(fn, timer, policy.min_batch_s, guess)
+    if last >= policy.min_batch_s:
+        batch = 1
+    else:
+        guess = math.ceil(policy.min_batch_s / last) if last > 0 else 1
+        batch = calibrate_batch(fn, timer, policy.min_batch_s, guess)
     warmup = time.perf_counter() - t_warm
     min_window = max(policy.min_window_s, meter.min_window_s)
 

@@ -23,13 +23,13 @@ def si(v, unit: str = "") -> str:
     return f"{v:.3g} {unit}".strip()
 
 
-def _console() -> Console:
+def make_console() -> Console:
     c = Console()
     return c if c.is_terminal else Console(width=200)     # logs and pipes: do not fold ids at 80 columns
 
 
 def print_results(df: pd.DataFrame, meta: dict, console: Console | None = None) -> None:
-    console = console or _console()
+    console = console or make_console()
     energy = meta.get("energy", {})
     t = Table(title=f"hwprof {meta['suite']['name']} on {meta['device']} - energy: {energy.get('source', 'none')}")
     for col in ("configuration", "status", "time/call", "logical FLOP/s", "FLOP/J", "hef time", "hef energy",
@@ -55,7 +55,7 @@ def print_devices(cpu_tdp_watts: float | None = None, console: Console | None = 
 
     from profiler.devices import describe
     from profiler.meters import select_meter
-    console = console or _console()
+    console = console or make_console()
     devices = [torch.device("cpu")] + [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
     if not torch.cuda.is_available():
         console.print(f"CUDA: not available to torch {torch.__version__}")
@@ -86,7 +86,7 @@ def print_devices(cpu_tdp_watts: float | None = None, console: Console | None = 
 
 
 def print_comparison(table: pd.DataFrame, console: Console | None = None) -> None:
-    console = console or _console()
+    console = console or make_console()
     t = Table(title="compare: ratios B / A (significant = 95% CIs of the median times do not overlap)")
     for col in ("configuration", "status A/B", "time", "logical FLOP/s", "FLOP/J", "hef time", "rel error", "significant"):
         t.add_column(col, overflow="fold")

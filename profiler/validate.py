@@ -155,8 +155,9 @@ def energy_checks(device: torch.device) -> list[Check]:
 
 
 def run_validation(device_text: str = "auto", quick: bool = False) -> int:
-    from rich.console import Console
     from rich.table import Table
+
+    from profiler.present import make_console
     device = resolve_device(device_text)
     checks = flop_checks(device) + time_checks(device, quick) + energy_checks(device)
     t = Table(title=f"hwprof validate on {device}")
@@ -167,8 +168,7 @@ def run_validation(device_text: str = "auto", quick: bool = False) -> int:
         color = {"pass": "green", "fail": "red", "skip": "yellow"}[c.verdict]
         t.add_row(c.kind, c.what, fmt(c.hwprof), fmt(c.peer), c.peer_name,
                   "-" if c.ratio is None else f"{c.ratio:.4f}", f"[{color}]{c.verdict}[/]", c.note)
-    console = Console()
-    console = console if console.is_terminal else Console(width=200)
+    console = make_console()
     console.print(t)
     failed = [c for c in checks if c.verdict == "fail"]
     console.print(f"{len(checks) - len(failed)} passed or skipped, {len(failed)} failed")
