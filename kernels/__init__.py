@@ -4,9 +4,9 @@ A case knows its logical and physical FLOPs, builds its inputs deterministically
 exposes a `run()` callable and computes its numerical error against an fp64 reference.
 Nothing in this package knows about timers or energy meters.
 """
-from kernels.errors import Unsupported
-from kernels.spec import AttentionSpec, MatmulSpec, Spec, reference_of
-from kernels.case import Case
-from kernels.build import build_case
+from hwprof.kernels.errors import Unsupported
+from hwprof.kernels.spec import AttentionSpec, MatmulSpec, Spec, reference_of
+from hwprof.kernels.case import Case
+from hwprof.kernels.build import build_case
 
 __all__ = ["AttentionSpec", "Case", "MatmulSpec", "Spec", "Unsupported", "build_case", "reference_of"]

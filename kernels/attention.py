@@ -12,10 +12,10 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
-from kernels.case import Case, max_rel_error, nbytes
-from kernels.errors import Unsupported
-from kernels.precision import PRECISIONS
-from kernels.spec import AttentionSpec
+from hwprof.kernels.case import Case, max_rel_error, nbytes
+from hwprof.kernels.errors import Unsupported
+from hwprof.kernels.precision import PRECISIONS
+from hwprof.kernels.spec import AttentionSpec
 
 REFERENCE_CHUNK_BYTES = 256 * 2**20     # fp64 scores held at once by the reference
 

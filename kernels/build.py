@@ -5,12 +5,12 @@ import warnings
 
 import torch
 
-from kernels.attention import build_attention
-from kernels.case import Case
-from kernels.errors import Unsupported
-from kernels.matmul import build_matmul
-from kernels.precision import PRECISIONS
-from kernels.spec import AttentionSpec, MatmulSpec, Spec
+from hwprof.kernels.attention import build_attention
+from hwprof.kernels.case import Case
+from hwprof.kernels.errors import Unsupported
+from hwprof.kernels.matmul import build_matmul
+from hwprof.kernels.precision import PRECISIONS
+from hwprof.kernels.spec import AttentionSpec, MatmulSpec, Spec
 
 # Phrases with which torch says "this combination has no kernel" (as opposed to a real failure).
 _UNSUPPORTED_PHRASES = ("not implemented for", "no viable backend", "not supported", "only supports",

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import torch
 
-from kernels.spec import Spec
+from hwprof.kernels.spec import Spec
 
 
 @dataclass

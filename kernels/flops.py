@@ -5,10 +5,6 @@ physical FLOPs are the work a realisation must do (nonzeros, kept blocks, unmask
 """
 from __future__ import annotations
 
-PASS_FACTORS_MATMUL = {"fwd": 1.0, "fwd+bwd": 3.0}      # backward = 2x forward
-PASS_FACTORS_ATTENTION = {"fwd": 1.0, "fwd+bwd": 3.5}   # backward = 2.5x forward
-
-
 def matmul_flops(m: int, n: int, k: int, batch: int = 1) -> int:
     return 2 * batch * m * n * k
 

@@ -11,12 +11,12 @@ from contextlib import contextmanager
 
 import torch
 
-from kernels import flops
-from kernels.case import Case, max_rel_error, rel_error
-from kernels.errors import Unsupported
-from kernels.precision import PRECISIONS
-from kernels.sparsity import prune
-from kernels.spec import MatmulSpec
+from hwprof.kernels import flops
+from hwprof.kernels.case import Case, max_rel_error, rel_error
+from hwprof.kernels.errors import Unsupported
+from hwprof.kernels.precision import PRECISIONS
+from hwprof.kernels.sparsity import prune
+from hwprof.kernels.spec import MatmulSpec
 
 FP8_MAX = 448.0      # largest finite float8_e4m3fn
 INT8_MAX = 127.0

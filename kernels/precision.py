@@ -31,9 +31,3 @@ PRECISIONS: dict[str, Precision] = {
 }
 ATTENTION_PRECISIONS = ("fp64", "fp32", "fp16", "bf16")
 
-
-def get_precision(name: str) -> Precision:
-    try:
-        return PRECISIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown precision {name!r} (known: {', '.join(PRECISIONS)})") from None

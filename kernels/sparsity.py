@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from kernels.errors import Unsupported
-from kernels.spec import SparsitySpec
+from hwprof.kernels.errors import Unsupported
+from hwprof.kernels.spec import SparsitySpec
 
 
 def kept_count(total: int, density: float) -> int:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from kernels import flops
-from kernels.precision import ATTENTION_PRECISIONS, PRECISIONS
+from hwprof.kernels import flops
+from hwprof.kernels.precision import ATTENTION_PRECISIONS, PRECISIONS
 
 PASSES = ("fwd", "fwd+bwd")
 ATTENTION_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
@@ -110,6 +110,11 @@ class MatmulSpec:
     @property
     def sparsity_column(self) -> str:
         return self.sparsity.column
+
+    @property
+    def density(self) -> float:
+        """Nominal share of the dense work kept (the pruned case reports the density it achieved)."""
+        return self.sparsity.density
 
     @property
     def backend(self) -> str:

@@ -1,3 +1,3 @@
-from profiler.cli import main
+from hwprof.presentation.cli import main
 
 raise SystemExit(main())

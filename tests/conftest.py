@@ -35,4 +35,4 @@ def tiny_suite(tmp_path) -> Path:
 @pytest.fixture
 def fast_options(tmp_path):
     """RunOptions keywords that keep an end-to-end run to about a second."""
-    return dict(out_dir=tmp_path / "reports", energy="none", idle_s=0.0, device_warmup_s=0.0, progress=False)
+    return dict(out_dir=tmp_path / "reports", energy="none", idle_s=0.0, device_warmup_s=0.0)

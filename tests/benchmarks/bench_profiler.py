@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from profiler.analysis import ci_coverage
-from profiler.runner import RunOptions, execute
+from hwprof.analysis.summaries import ci_coverage
+from hwprof.running.runner import RunOptions, execute
 
 TARGETS = {"quick": {"wall_s": 90.0, "ci_share": 0.90, "overhead": 0.10}}
 
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("reports"))
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    result = execute(RunOptions(suite=args.suite, device=args.device, out_dir=args.out, progress=False,
+    result = execute(RunOptions(suite=args.suite, device=args.device, out_dir=args.out,
                                 command=["bench_profiler.py", *sys.argv[1:]]))
     wall_total = time.perf_counter() - t0          # includes imports of the run's modules, suite parsing
     meta, df = result.meta, result.results

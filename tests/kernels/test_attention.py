@@ -3,9 +3,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kernels import Unsupported, build_case
-from kernels.attention import build_mask, reference_attention
-from kernels.spec import AttentionSpec
+from hwprof.kernels import Unsupported, build_case
+from hwprof.kernels.attention import build_mask, reference_attention
+from hwprof.kernels.spec import AttentionSpec
 
 CPU = torch.device("cpu")
 

@@ -4,8 +4,8 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from kernels import flops
-from kernels.spec import AttentionSpec, MatmulSpec, SparsitySpec
+from hwprof.kernels import flops
+from hwprof.kernels.spec import AttentionSpec, MatmulSpec, SparsitySpec
 
 
 def counted(fn) -> int:

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from kernels import Unsupported, build_case
-from kernels.case import all_finite
-from kernels.spec import MatmulSpec
+from hwprof.kernels import Unsupported, build_case
+from hwprof.kernels.case import all_finite
+from hwprof.kernels.spec import MatmulSpec
 
 CPU = torch.device("cpu")
 
@@ -55,6 +55,6 @@ def test_nan_output_is_detected():
 
 
 def test_fp8_2_4_is_unsupported_not_silently_dense():
-    from kernels.spec import SparsitySpec
+    from hwprof.kernels.spec import SparsitySpec
     with pytest.raises(Unsupported, match="2:4 with fp8"):
         build_case(MatmulSpec((64, 64, 64), "fp8_e4m3", SparsitySpec.parse("2:4")), CPU)

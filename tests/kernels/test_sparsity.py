@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from kernels import build_case
-from kernels.case import rel_error
-from kernels.sparsity import is_valid_2_4, kept_count, prune_2_4, prune_blocks, prune_unstructured
-from kernels.spec import MatmulSpec, SparsitySpec
+from hwprof.kernels import build_case
+from hwprof.kernels.case import rel_error
+from hwprof.kernels.sparsity import is_valid_2_4, kept_count, prune_2_4, prune_blocks, prune_unstructured
+from hwprof.kernels.spec import MatmulSpec, SparsitySpec
 
 CPU = torch.device("cpu")
 
@@ -61,7 +61,7 @@ def test_rel_error_is_relative_frobenius():
 
 
 def test_sparse_unsupported_on_cpu_with_reasons():
-    from kernels import Unsupported
+    from hwprof.kernels import Unsupported
     with pytest.raises(Unsupported, match="CUDA"):
         build_case(MatmulSpec((64, 64, 64), "fp16", SparsitySpec.parse("2:4")), CPU)
     with pytest.raises(Unsupported, match="CSR"):

@@ -1,0 +1,174 @@
+"""`hwprof forecast`: feed a run's measured efficiency into the forecast model; write CSV, JSON and a plot."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from hwprof.analysis import forecast as fc
+from hwprof.compat import tomllib
+from hwprof.errors import BadInput
+from hwprof.running.rundir import atomic_write_text, read_run_json
+from hwprof.running.results import read_results
+
+SCENARIO_KEYS = ("power_watts", "years", "doublings_per_year", "kappa", "law", "target_ratio",
+                 "train_params", "train_tokens")
+
+FIELDS = {
+    "config_id": "configuration measured (results.csv)",
+    "e0_flops_per_j": "E0: the configuration's measured logical FLOP per joule (logical_flops_per_j)",
+    "energy_source": "how E0's joules were obtained (an estimate is labelled)",
+    "compute_per_year_start": "logical FLOPs the power budget buys in the first year at E0",
+    "compute_per_year_end": "logical FLOPs per year at the horizon, efficiency having doubled beta*years times",
+    "cumulative_compute_years": "C(t)/(E0*P0*1 year) at the horizon: 1 + (2^(beta t) - 1)/(beta ln2)",
+    "cumulative_flops": "cumulative logical FLOPs at the horizon, the starting year's stock included",
+    "excess_loss_ratio": "X(t) = C(t)^(-kappa) at the horizon",
+    "loss_start": "compute-optimal loss with one year of compute at E0 (with law = chinchilla)",
+    "loss_end": "compute-optimal loss at the horizon (with law = chinchilla)",
+    "years_to_target": "years until X reaches target_ratio (inf: never)",
+    "doublings": "log2(hef_energy): the configuration's worth in efficiency doublings over the fp32 reference",
+    "years_of_progress": "doublings / doublings_per_year: years of efficiency progress the setting is worth",
+    "train_flops": "6*N*D logical FLOPs of the training-cost view",
+    "train_time_s": "kernel-level lower bound on training time at the measured logical FLOP/s",
+    "train_energy_j": "kernel-level lower bound on training energy at the measured logical FLOP/J",
+}
+
+
+@dataclass
+class Scenario:
+    power_watts: float = 1000.0
+    years: float = 10.0
+    doublings_per_year: float = 1.0
+    kappa: float | None = None
+    law: str | None = "chinchilla"
+    target_ratio: float = 0.5
+    train_params: float | None = None
+    train_tokens: float | None = None
+
+    def validate(self) -> "Scenario":
+        def bad(msg):
+            raise BadInput(f"forecast scenario: {msg}")
+        for name in ("power_watts", "years", "doublings_per_year", "target_ratio"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                bad(f"{name} must be a finite number (got {v!r})")
+        if self.power_watts <= 0:
+            bad(f"power_watts must be positive (got {self.power_watts})")
+        if self.years <= 0:
+            bad(f"years must be positive (got {self.years})")
+        if not 0 < self.target_ratio <= 1:
+            bad(f"target_ratio {self.target_ratio} is outside (0, 1]")
+        if self.kappa is not None and (isinstance(self.kappa, bool) or not isinstance(self.kappa, (int, float))
+                                       or not self.kappa > 0 or not math.isfinite(self.kappa)):
+            bad(f"kappa must be positive (got {self.kappa})")
+        if self.law not in (None, "chinchilla"):
+            bad(f"law {self.law!r}: only 'chinchilla' is built in")
+        for name in ("train_params", "train_tokens"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v)):
+                bad(f"{name} must be positive (got {v!r})")
+        if (self.train_params is None) != (self.train_tokens is None):
+            bad("give both train_params and train_tokens for the training-cost view")
+        return self
+
+    @property
+    def effective_kappa(self) -> float:
+        if self.kappa is not None:
+            return float(self.kappa)
+        return fc.ChinchillaLaw().kappa
+
+
+def load_scenario(path: Path | None = None, overrides: dict | None = None) -> Scenario:
+    """A scenario from an optional TOML file, with overrides (keys of SCENARIO_KEYS; None = not given)."""
+    data: dict = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError) as e:
+            raise BadInput(f"scenario {path}: cannot read ({e})") from None
+        except (tomllib.TOMLDecodeError, RecursionError) as e:
+            raise BadInput(f"scenario {path}: not valid TOML ({e or 'nested too deeply'})") from None
+        unknown = set(data) - set(SCENARIO_KEYS)
+        if unknown:
+            raise BadInput(f"scenario {path}: unknown key(s) {', '.join(sorted(unknown))} "
+                           f"(allowed: {', '.join(SCENARIO_KEYS)})")
+    for key, v in (overrides or {}).items():
+        if key not in SCENARIO_KEYS:
+            raise BadInput(f"forecast scenario: unknown setting {key!r}")
+        if v is not None:
+            data[key] = v
+    if "kappa" in data and "law" not in data:
+        data["law"] = None          # an explicit kappa without a law: excess-loss ratio only
+    return Scenario(**data).validate()
+
+
+def forecast_rows(df: pd.DataFrame, s: Scenario) -> list[dict]:
+    kappa = s.effective_kappa
+    law = fc.ChinchillaLaw() if s.law == "chinchilla" else None
+    cum = fc.cumulative_compute(s.years, s.doublings_per_year)
+    x = cum ** (-kappa)
+    years_target = fc.years_to_ratio(s.target_ratio, kappa, s.doublings_per_year)
+    out = []
+    for r in df[df["status"] == "ok"].to_dict("records"):
+        e0 = r.get("logical_flops_per_j")
+        if e0 is None or (isinstance(e0, float) and math.isnan(e0)):
+            continue
+        year = e0 * s.power_watts * fc.SECONDS_PER_YEAR
+        doublings = r.get("doublings_energy")
+        doublings = None if doublings is None or (isinstance(doublings, float) and math.isnan(doublings)) else doublings
+        row = {
+            "config_id": r["config_id"], "e0_flops_per_j": e0, "energy_source": r["energy_source"],
+            "compute_per_year_start": year, "compute_per_year_end": year * 2 ** (s.doublings_per_year * s.years),
+            "cumulative_compute_years": cum, "cumulative_flops": year * cum, "excess_loss_ratio": x,
+            "loss_start": law.optimal_loss(year) if law else None,
+            "loss_end": law.optimal_loss(year * cum) if law else None,
+            "years_to_target": years_target, "doublings": doublings,
+            "years_of_progress": (doublings / s.doublings_per_year) if doublings is not None and s.doublings_per_year else None,
+        }
+        if s.train_params:
+            c, t, j = fc.training_cost(s.train_params, s.train_tokens, r.get("logical_flops_per_s"), e0)
+            row.update(train_flops=c, train_time_s=t, train_energy_j=j)
+        out.append(row)
+    return out
+
+
+def trajectories(rows: list[dict], s: Scenario, max_series: int = 6) -> list[dict]:
+    """Curves for the plot: the reference-like rows and the most efficient ones."""
+    kappa = s.effective_kappa
+    steps = [s.years * i / 50 for i in range(51)]
+    chosen = sorted(rows, key=lambda r: -r["e0_flops_per_j"])[:max_series]
+    return [{"label": r["config_id"], "years": steps,
+             "cumulative_logical_flops": [r["compute_per_year_start"] * fc.cumulative_compute(t, s.doublings_per_year)
+                                          for t in steps],
+             "excess_loss_ratio": [fc.excess_loss_ratio(t, kappa, s.doublings_per_year) for t in steps]}
+            for r in chosen]
+
+
+def write_forecast(run_dir: Path, s: Scenario) -> list[Path]:
+    """forecast.csv and forecast.json in the run directory (the plot is the report's business)."""
+    run_dir = Path(run_dir)
+    meta = read_run_json(run_dir)
+    df = read_results(run_dir / "results.csv")
+    rows = forecast_rows(df, s)
+    if not rows:
+        raise BadInput(f"{run_dir}: no ok configuration has a measured logical_flops_per_j "
+                       "(run with an energy meter, or with the estimate meter)")
+    csv_path, json_path = run_dir / "forecast.csv", run_dir / "forecast.json"
+    atomic_write_text(csv_path, pd.DataFrame(rows).to_csv(index=False))
+    doc = {
+        "tool": "hwprof", "run": str(run_dir), "energy_source": meta.get("energy", {}).get("source"),
+        "scenario": {**asdict(s), "kappa": s.effective_kappa},
+        "note": "kernel-level figures: real training adds overheads (communication, data, idle) the kernel does not see",
+        "fields": FIELDS, "configurations": rows, "trajectories": trajectories(rows, s),
+    }
+    atomic_write_text(json_path, json.dumps(doc, indent=2, default=_json_default) + "\n")
+    return [csv_path, json_path]
+
+
+def _json_default(v):
+    if isinstance(v, float) and math.isinf(v):
+        return "inf"
+    return str(v)

@@ -1,0 +1,158 @@
+"""`hwprof validate`: hwprof's numbers against peer tools, measured interleaved in the same process.
+
+Tolerances (documented in the README):
+  time    ratio to torch.utils.benchmark / triton do_bench within 3%  (median of interleaved rounds)
+  FLOPs   exact equality with FlopCounterMode where it counts the op; "not counted by peer" otherwise
+  energy  ratio to Zeus ZeusMonitor within 5% over the same windows (GPU; CPU with RAPL), where installed
+Exit code 1 when any check fails, so users can put it in their CI.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+import torch
+
+from hwprof import kernels
+from hwprof.kernels.spec import AttentionSpec, MatmulSpec
+from hwprof.measuring.measure import Policy, measure
+from hwprof.measuring.meters import NoMeter, select_meter
+from hwprof.measuring.timing import timer_for
+
+TIME_TOLERANCE = 0.03
+ENERGY_TOLERANCE = 0.05
+ROUNDS = 7            # interleaved rounds per tool: short and many, so both see the same machine phases
+ROUND_S = 0.5
+
+
+@dataclass
+class Check:
+    kind: str
+    what: str
+    hwprof: float | None
+    peer: float | None
+    peer_name: str
+    verdict: str          # pass | fail | skip
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.hwprof is None or not self.peer:
+            return None
+        return self.hwprof / self.peer
+
+
+def _time_hwprof(fn, device) -> float:
+    m = measure(fn, timer_for(device), NoMeter(), Policy(budget_s=ROUND_S, min_window_s=ROUND_S, ci_target=0.01))
+    return m.summary.median
+
+
+def _time_torch_benchmark(fn, device) -> float:
+    import torch.utils.benchmark as tb
+    t = tb.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return t.blocked_autorange(min_run_time=ROUND_S).median
+
+
+def _time_do_bench(fn) -> float:
+    from triton.testing import do_bench
+    return do_bench(fn, warmup=25, rep=int(ROUND_S * 1000), return_mode="median") * 1e-3
+
+
+def time_checks(device: torch.device, quick: bool) -> list[Check]:
+    specs = [MatmulSpec((512, 512, 512), "fp32")] if device.type == "cpu" else \
+        [MatmulSpec((4096, 4096, 4096), "fp32"), MatmulSpec((8192, 8192, 8192), "bf16")]
+    if not quick:
+        specs.append(MatmulSpec((1024, 1024, 1024), "fp32") if device.type == "cpu" else
+                     MatmulSpec((4096, 4096, 4096), "fp8_e4m3"))
+    peers = [("torch.utils.benchmark", lambda fn: _time_torch_benchmark(fn, device))]
+    if device.type == "cuda":
+        try:
+            import triton.testing  # noqa: F401
+            peers.append(("triton do_bench", _time_do_bench))
+        except ImportError:
+            pass
+    out = []
+    for spec in specs:
+        try:
+            case, _ = kernels.build_case(spec, device)
+        except kernels.Unsupported as e:
+            out.append(Check("time", spec.config_id, None, None, "-", "skip", str(e)))
+            continue
+        with case.context():
+            for name, peer in peers:
+                ours, theirs = [], []
+                for _ in range(ROUNDS):                  # interleaved, so drift hits both alike
+                    ours.append(_time_hwprof(case.run, device))
+                    theirs.append(peer(case.run))
+                h, p = statistics.median(ours), statistics.median(theirs)
+                ok = abs(h / p - 1) <= TIME_TOLERANCE
+                out.append(Check("time", spec.config_id, h, p, name, "pass" if ok else "fail",
+                                 f"median of {ROUNDS} interleaved rounds; tolerance {TIME_TOLERANCE:.0%}"))
+    return out
+
+
+def flop_checks(device: torch.device) -> list[Check]:
+    from torch.utils.flop_counter import FlopCounterMode
+    specs = [MatmulSpec((256, 128, 64), "fp32"), MatmulSpec((4, 64, 32, 16), "fp32"),
+             MatmulSpec((128, 64, 32), "fp32", pass_="fwd+bwd"),
+             AttentionSpec((1, 4, 128, 128, 32), "fp32", "none", "math"),
+             AttentionSpec((1, 4, 128, 128, 32), "fp32", "causal", "math"),
+             AttentionSpec((1, 4, 128, 128, 32), "fp32", "causal", "flash"),
+             AttentionSpec((1, 4, 128, 128, 32, 2), "fp32", "none", "math"),
+             MatmulSpec((256, 128, 64), "int8")]
+    out = []
+    for spec in specs:
+        try:
+            case, _ = kernels.build_case(spec, device)
+        except kernels.Unsupported as e:
+            out.append(Check("flops", spec.config_id, spec.logical_flops, None, "FlopCounterMode", "skip", str(e)))
+            continue
+        with case.context(), FlopCounterMode(display=False) as counter:
+            case.run()
+        counted = counter.get_total_flops()
+        if counted == 0:
+            out.append(Check("flops", spec.config_id, case.logical_flops, None, "FlopCounterMode", "skip",
+                             "not counted by peer (FlopCounterMode has no formula for this op)"))
+        elif isinstance(spec, MatmulSpec) or spec.pass_ == "fwd":
+            verdict = "pass" if counted == case.logical_flops else "fail"
+            out.append(Check("flops", spec.config_id, case.logical_flops, counted, "FlopCounterMode", verdict,
+                             "exact equality required"))
+    return out
+
+
+def energy_checks(device: torch.device) -> list[Check]:
+    try:
+        from zeus.monitor import ZeusMonitor
+    except ImportError:
+        return [Check("energy", "zeus", None, None, "ZeusMonitor", "skip", "zeus is not installed")]
+    meter, notes = select_meter(device)
+    if meter.source in ("none", "estimate"):
+        return [Check("energy", "zeus", None, None, "ZeusMonitor", "skip",
+                      f"hwprof has no measured energy here ({meter.source}); nothing to compare")]
+    spec = MatmulSpec((4096, 4096, 4096), "bf16") if device.type == "cuda" else MatmulSpec((1024, 1024, 1024), "fp32")
+    case, _ = kernels.build_case(spec, device)
+    kwargs = {"gpu_indices": [device.index or 0]} if device.type == "cuda" else {"gpu_indices": [], "cpu_indices": [0]}
+    try:
+        zeus = ZeusMonitor(**kwargs)
+    except Exception as e:
+        return [Check("energy", spec.config_id, None, None, "ZeusMonitor", "skip", f"Zeus cannot measure here: {e}")]
+    ours, theirs = [], []
+    with case.context():
+        for i in range(ROUNDS):
+            zeus.begin_window(f"w{i}")
+            meter.start()
+            measure(case.run, timer_for(device), NoMeter(), Policy(budget_s=2.0, min_window_s=2.0, warmup_s=0))
+            # (2 s windows here: energy counters need >= 1 s; the rounds stay interleaved with Zeus's)
+            reading = meter.stop()
+            z = zeus.end_window(f"w{i}")
+            ours.append(reading.energy_j)
+            theirs.append(z.total_energy)
+    h, p = statistics.median(ours), statistics.median(theirs)
+    ok = abs(h / p - 1) <= ENERGY_TOLERANCE
+    return [Check("energy", spec.config_id, h, p, "ZeusMonitor", "pass" if ok else "fail",
+                  f"joules over the same {ROUNDS} windows ({meter.source}); tolerance {ENERGY_TOLERANCE:.0%}")]
+
+
+def run_validation(device: torch.device, quick: bool = False) -> list[Check]:
+    """Every check on one device; a failed check has verdict "fail"."""
+    return flop_checks(device) + time_checks(device, quick) + energy_checks(device)

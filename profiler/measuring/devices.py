@@ -1,0 +1,227 @@
+"""What hardware hwprof sees: device resolution, CPU/GPU descriptions, free memory, clocks."""
+from __future__ import annotations
+
+import os
+import platform
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+import torch
+
+from hwprof.errors import BadInput
+from hwprof.measuring.peaks import Peak, cpu_peaks, gpu_peaks, match_gpu
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+def resolve_device(text: str | None) -> torch.device:
+    text = (text or "auto").strip()
+    if not _DEVICE.match(text):
+        raise BadInput(f"device {text!r}: use auto, cpu, cuda or cuda:N")
+    if text == "auto":
+        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    if text.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BadInput(f"device {text!r}: torch sees no CUDA device here (torch {torch.__version__}); use the cpu device")
+        idx = int(text.split(":")[1]) if ":" in text else 0
+        if idx >= torch.cuda.device_count():
+            raise BadInput(f"device {text!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+        return torch.device("cuda", idx)
+    return torch.device("cpu")
+
+
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on (its affinity), the set every CPU share is taken over."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:           # no affinity API (macOS): every CPU
+        return list(range(psutil.cpu_count() or 1))
+
+
+@dataclass
+class CpuInfo:
+    model: str
+    vendor: str
+    flags: list[str]
+    physical_cores: int
+    logical_cpus: int
+    usable_cpus: int
+    threads: int                     # torch intra-op threads used for the run
+    max_mhz: float                   # 0 when unknown (VMs often expose only the base clock)
+    max_mhz_source: str = ""
+
+    @property
+    def compute_cores(self) -> int:
+        """Cores whose vector units the threads can use (SMT siblings share them)."""
+        return max(1, min(self.threads, self.physical_cores, self.usable_cpus))
+
+
+def _cpuinfo_fields(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            out.setdefault(k.strip(), v.strip())
+    return out
+
+
+def cpu_info(cpuinfo_path: Path = Path("/proc/cpuinfo")) -> CpuInfo:
+    fields: dict[str, str] = {}
+    try:
+        fields = _cpuinfo_fields(cpuinfo_path.read_text())
+    except OSError:
+        pass
+    flags = sorted(set(fields.get("flags", "").split()))
+    mhz, mhz_source = max_cpu_mhz()
+    return CpuInfo(
+        model=fields.get("model name") or platform.processor() or platform.machine(),
+        vendor=fields.get("vendor_id", ""),
+        flags=flags,
+        physical_cores=psutil.cpu_count(logical=False) or psutil.cpu_count() or 1,
+        logical_cpus=psutil.cpu_count() or 1,
+        usable_cpus=len(usable_cpus()),
+        threads=torch.get_num_threads(),
+        max_mhz=float(mhz),
+        max_mhz_source=mhz_source,
+    )
+
+
+CPUFREQ_MAX = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+
+
+def max_cpu_mhz(cpufreq_max: Path = CPUFREQ_MAX) -> tuple[float, str]:
+    """The maximum (boost) clock, which a theoretical peak needs. /proc/cpuinfo's 'cpu MHz' is not used:
+    in VMs it is the base clock, and a peak computed from it is exceeded by real kernels."""
+    try:
+        return int(cpufreq_max.read_text().strip()) / 1000.0, str(cpufreq_max)
+    except (OSError, ValueError):
+        pass
+    try:
+        f = psutil.cpu_freq()
+        if f and f.max:
+            return float(f.max), "psutil.cpu_freq().max"
+    except Exception:
+        pass
+    return 0.0, "unknown (no cpufreq; give the maximum clock, cpu_max_ghz)"
+
+
+INTERESTING_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni",
+                     "avx_vnni", "amx_bf16", "amx_fp16", "amx_int8", "sve", "asimd")
+
+
+@dataclass
+class DeviceInfo:
+    device: str
+    name: str
+    kind: str                               # cpu | cuda
+    total_memory_bytes: int
+    peaks: dict[str, Peak] = field(default_factory=dict)
+    cpu: CpuInfo | None = None
+    gpu: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        if self.cpu:
+            d["cpu"]["flags"] = [f for f in self.cpu.flags if f in INTERESTING_FLAGS]
+        d["peaks"] = {p: asdict(v) for p, v in self.peaks.items()}
+        return d
+
+
+def describe(device: torch.device, cpu_max_ghz: float | None = None) -> DeviceInfo:
+    cpu = cpu_info()
+    if cpu_max_ghz:
+        cpu.max_mhz, cpu.max_mhz_source = cpu_max_ghz * 1000.0, "given by the user (cpu_max_ghz)"
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        entry = match_gpu(props.name)
+        gpu = {
+            "name": props.name,
+            "capability": f"{props.major}.{props.minor}",
+            "multiprocessors": props.multi_processor_count,
+            "memory_bytes": props.total_memory,
+            "l2_bytes": getattr(props, "L2_cache_size", None),
+            "uuid": str(getattr(props, "uuid", "")),
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+            "peak_table_entry": entry.name if entry else None,
+            "tdp_w": entry.tdp_w if entry else None,
+            "mem_bw_bytes_per_s": entry.mem_bw_bytes_per_s if entry else None,
+        }
+        gpu.update(nvml_static(device))
+        return DeviceInfo(str(device), props.name, "cuda", props.total_memory, gpu_peaks(props.name), cpu, gpu)
+    peaks = cpu_peaks(set(cpu.flags), cpu.vendor, cpu.compute_cores, cpu.max_mhz / 1000.0)
+    return DeviceInfo("cpu", cpu.model, "cpu", psutil.virtual_memory().total, peaks, cpu)
+
+
+def nvml_static(device: torch.device) -> dict:
+    """Driver version and clock limits from NVML, or why they are missing."""
+    try:
+        from hwprof.measuring.nvml import open_device
+        nvml, h = open_device(device)
+        out = {"driver": nvml.nvmlSystemGetDriverVersion()}
+        for key, clock in (("max_sm_clock_mhz", nvml.NVML_CLOCK_SM), ("max_mem_clock_mhz", nvml.NVML_CLOCK_MEM)):
+            try:
+                out[key] = nvml.nvmlDeviceGetMaxClockInfo(h, clock)
+            except Exception:
+                pass
+        return out
+    except Exception as e:
+        return {"nvml": f"unavailable: {e}"}
+
+
+def free_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    return int(psutil.virtual_memory().available)
+
+
+class Sensors:
+    """Clock and temperature snapshots around a measurement, to flag throttling (not an energy monitor)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._nvml = self._handle = None
+        if device.type == "cuda":
+            try:
+                from hwprof.measuring.nvml import open_device
+                self._nvml, self._handle = open_device(device)
+            except Exception:
+                self._nvml = None
+
+    def snapshot(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self._nvml is not None:
+            n, h = self._nvml, self._handle
+            for key, fn in (("clock_mhz", lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_SM)),
+                            ("mem_clock_mhz", lambda: n.nvmlDeviceGetClockInfo(h, n.NVML_CLOCK_MEM)),
+                            ("temp_c", lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU))):
+                try:
+                    out[key] = float(fn())
+                except Exception:
+                    pass
+            return out
+        if self.device.type == "cpu":
+            try:
+                f = psutil.cpu_freq()
+                if f and f.current:
+                    out["clock_mhz"] = float(f.current)
+            except Exception:
+                pass
+            temps = getattr(psutil, "sensors_temperatures", lambda: {})()
+            readings = [t.current for group in (temps or {}).values() for t in group if t.current]
+            if readings:
+                out["temp_c"] = float(max(readings))
+        return out
+
+
+def throttled(before: dict[str, float], after: dict[str, float],
+              clock_drop: float = 0.10, temp_rise_c: float = 10.0) -> bool:
+    """A clock drop of more than 10% or a temperature rise of 10 C across one measurement."""
+    b, a = before.get("clock_mhz"), after.get("clock_mhz")
+    if b and a and a < (1.0 - clock_drop) * b:
+        return True
+    tb, ta = before.get("temp_c"), after.get("temp_c")
+    return bool(tb is not None and ta is not None and ta - tb >= temp_rise_c)

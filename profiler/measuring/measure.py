@@ -1,0 +1,150 @@
+"""Measure one callable: warm up, batch, repeat until the median's CI meets a target, one energy window.
+
+Returns raw samples and the energy reading; statistics are computed by `stats`, presentation elsewhere.
+Only the sampling loop is inside the energy window, so warm-up and calibration never pollute joules.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from hwprof.measuring.meters.base import EnergyMeter, EnergyReading
+from hwprof.measuring.stats import Summary, summarize
+from hwprof.measuring.timing import Timer
+
+MIN_SAMPLES_HARD = 3        # even a kernel slower than the whole budget gets three timed calls
+
+
+@dataclass(frozen=True)
+class Policy:
+    budget_s: float = 2.0         # per configuration, sampling loop only
+    ci_target: float = 0.02       # relative half-width of the 95% CI of the median
+    min_samples: int = 10
+    warmup_s: float = 0.1
+    min_batch_s: float = 0.002    # a batch long enough that timer overhead (~100 ns) is negligible
+    min_window_s: float = 1.0     # one sampling/energy window per configuration lasts at least this long
+    confidence: float = 0.95
+
+
+@dataclass
+class Measurement:
+    samples: list[float]              # seconds per call, one value per batch
+    batch: int
+    calls_in_window: int
+    window_s: float                   # the energy window the joules and calls_in_window come from
+    energy: EnergyReading
+    summary: Summary
+    warmup_s: float
+    flags: list[str] = field(default_factory=list)
+    sampled_s: float = 0.0            # all sampling time (more than window_s when the meter asked for a retry)
+
+    @property
+    def energy_per_call_j(self) -> float | None:
+        if self.energy.energy_j is None or self.calls_in_window == 0:
+            return None
+        return self.energy.energy_j / self.calls_in_window
+
+    @property
+    def power_w(self) -> float | None:
+        if self.energy.energy_j is None or self.energy.window_s <= 0:
+            return None
+        return self.energy.energy_j / self.energy.window_s
+
+
+def calibrate_batch(fn: Callable[[], object], timer: Timer, min_batch_s: float, n: int = 1,
+                    cap: int = 1 << 20) -> int:
+    """Smallest batch (from n, growing) whose duration reaches min_batch_s (1 for slow kernels)."""
+    while n < cap:
+        t = timer.time_batch(fn, n)
+        if t >= min_batch_s:
+            return n
+        n = n * 2 if t <= 0 else max(n * 2, min(cap, math.ceil(n * min_batch_s / t)))
+    return cap
+
+
+def warm_up(fn: Callable[[], object], timer: Timer, seconds: float) -> float:
+    """Run timed single calls for `seconds` (at least one); return the last call's duration."""
+    t0 = time.perf_counter()
+    while True:
+        last = timer.time_batch(fn, 1)
+        if time.perf_counter() - t0 >= seconds:
+            return last
+
+
+def measure(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, policy: Policy) -> Measurement:
+    t_warm = time.perf_counter()
+    last = warm_up(fn, timer, policy.warmup_s)
+    # The warm-up's last call predicts the batch; one calibration batch confirms it (none for slow kernels).
+    if last >= policy.min_batch_s:
+        batch = 1
+    else:
+        guess = math.ceil(policy.min_batch_s / last) if last > 0 else 1
+        batch = calibrate_batch(fn, timer, policy.min_batch_s, guess)
+    warmup = time.perf_counter() - t_warm
+    min_window = max(policy.min_window_s, meter.min_window_s)
+
+    samples: list[float] = []
+    calls = 0
+    sampled = 0.0
+    reading = None
+    for _attempt in range(2):          # a second window only if the meter asks (counter read zero)
+        meter.start()
+        t0 = time.perf_counter()
+        next_check = policy.min_samples
+        converged = False
+        while True:
+            samples.append(timer.time_batch(fn, batch) / batch)
+            calls += batch
+            elapsed = time.perf_counter() - t0
+            n = len(samples)
+            if n >= next_check:
+                converged = summarize(samples, policy.confidence).rel_ci_halfwidth <= policy.ci_target
+                next_check = n + max(1, n // 10)      # re-check as the sample grows, at ~10% steps
+            if elapsed < min_window or n < MIN_SAMPLES_HARD:
+                continue
+            if converged or elapsed >= policy.budget_s:
+                break
+        reading = meter.stop()
+        window = time.perf_counter() - t0
+        sampled += window
+        if not reading.retry:
+            break
+        calls = 0                       # joules and calls both come from the *last* window only
+
+    summary = summarize(samples, policy.confidence)
+    flags = []
+    if summary.rel_ci_halfwidth > policy.ci_target:
+        flags.append("noisy")
+    if not summary.exact:
+        flags.append("few-repeats")
+    if reading.energy_j is not None and reading.window_s < meter.min_window_s:
+        flags.append("short-window")
+    return Measurement(samples, batch, calls, window, reading, summary, warmup, flags, sampled)
+
+
+def device_warmup(device: torch.device, seconds: float) -> None:
+    """Busy the device until clocks settle before the first configuration."""
+    n = 2048 if device.type == "cuda" else 256
+    a = torch.randn(n, n, device=device)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(8):
+            a @ a
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+
+def idle_power(meter: EnergyMeter, seconds: float) -> float | None:
+    """Mean power over a window with nothing running (at least the meter's minimum window)."""
+    if meter.source == "none" or seconds <= 0:
+        return None
+    meter.start()
+    time.sleep(max(seconds, meter.min_window_s))
+    reading = meter.stop()
+    if reading.energy_j is None or reading.window_s <= 0:
+        return None
+    return reading.energy_j / reading.window_s

@@ -1,0 +1,186 @@
+"""`hwprof` command line. Bad input: one line on stderr, exit 2. Interrupted run: exit 130."""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from hwprof.errors import BadInput
+from hwprof.measuring.meters import ENERGY_CHOICES
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return v
+
+
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be >= {minimum}")
+        return v
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):            # one line, exit 2 (argparse would print the whole usage)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="hwprof", description="Hardware efficiency profiler: logical FLOPs against time and energy.")
+    from hwprof.version import __version__
+    p.add_argument("--version", action="version", version=f"hwprof {__version__}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a suite (default: quick on the best local device)")
+    r.add_argument("--suite", default=None, help="quick | standard | full | FILE.toml (default quick)")
+    r.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the suite's, else auto)")
+    r.add_argument("--out", type=Path, default=Path("reports"), help="directory for run directories (default reports/)")
+    r.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="complete an interrupted run")
+    r.add_argument("--seed", type=_int_at_least(0), default=0)
+    r.add_argument("--energy", default="auto", choices=ENERGY_CHOICES, help="energy meter (default auto)")
+    r.add_argument("--cpu-tdp-watts", type=_positive_float, default=None, help="TDP for the CPU energy estimate")
+    r.add_argument("--cpu-max-ghz", type=_positive_float, default=None,
+                   help="max CPU clock for the theoretical peak where cpufreq is missing (VMs)")
+    r.add_argument("--flush-l2", action="store_true", help="CUDA: flush L2 before each timed batch")
+    r.add_argument("--threads", type=_int_at_least(1), default=None, help="CPU: torch intra-op threads")
+    r.add_argument("--budget-s", type=_positive_float, default=None, help="time budget per configuration")
+    r.add_argument("--ci-target", type=_positive_float, default=None, help="relative CI half-width target")
+    r.add_argument("--no-report", action="store_true", help="skip report.html/report.md")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("devices", help="devices, peak table entries and energy meters")
+    d.add_argument("--cpu-tdp-watts", type=_positive_float, default=None)
+    d.set_defaults(func=cmd_devices)
+
+    rep = sub.add_parser("report", help="(re)render report.html and report.md with plots")
+    rep.add_argument("run_dir", type=Path)
+    rep.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("compare", help="ratios per matching configuration of two runs")
+    c.add_argument("run_a", type=Path)
+    c.add_argument("run_b", type=Path)
+    c.add_argument("--out", type=Path, default=None, help="where to write compare.csv/.md (default: RUN_B)")
+    c.set_defaults(func=cmd_compare)
+
+    f = sub.add_parser("forecast", help="feed measured efficiency into the scaling-law forecast")
+    f.add_argument("run_dir", type=Path)
+    f.add_argument("--scenario", type=Path, default=None, help="scenario TOML (flags override its values)")
+    f.add_argument("--power-watts", type=float, default=None)
+    f.add_argument("--years", type=float, default=None)
+    f.add_argument("--doublings-per-year", type=float, default=None)
+    f.add_argument("--kappa", type=float, default=None)
+    f.add_argument("--law", choices=["chinchilla"], default=None, help="derive kappa from a published law")
+    f.add_argument("--target-ratio", type=float, default=None)
+    f.add_argument("--train-params", type=float, default=None, help="model parameters N for the training-cost view")
+    f.add_argument("--train-tokens", type=float, default=None, help="training tokens D for the training-cost view")
+    f.set_defaults(func=cmd_forecast)
+
+    v = sub.add_parser("validate", help="cross-check measurements against peer tools")
+    v.add_argument("--device", default="auto")
+    v.add_argument("--quick", action="store_true", help="fewer, smaller checks")
+    v.set_defaults(func=cmd_validate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:               # bad flags (exit 2) or --help/--version (exit 0), already printed
+        return int(e.code or 0)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from hwprof.running.runner import Interrupted
+    try:
+        return int(args.func(args) or 0)
+    except BadInput as e:
+        print(f"hwprof: error: {e}", file=sys.stderr)
+        return 2
+    except Interrupted as e:
+        print(f"\nhwprof: interrupted; resume with: hwprof run --resume {e.run_dir}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\nhwprof: interrupted", file=sys.stderr)
+        return 130
+
+
+# ---------------------------------------------------------------------------------------------- verbs
+
+def cmd_run(args) -> int:
+    from hwprof.presentation.console import print_results, progress_bar
+    from hwprof.running.runner import execute
+    from hwprof.running.session import RunOptions
+    opts = RunOptions(suite=args.suite, device=args.device, out_dir=args.out, resume=args.resume, seed=args.seed,
+                      energy=args.energy, cpu_tdp_watts=args.cpu_tdp_watts, cpu_max_ghz=args.cpu_max_ghz,
+                      flush_l2=args.flush_l2, threads=args.threads, budget_s=args.budget_s,
+                      ci_target=args.ci_target, command=["hwprof", *sys.argv[1:]])
+    result = execute(opts, progress=None if args.quiet else progress_bar)
+    if not args.no_report:
+        from hwprof.presentation.report import render_report
+        render_report(result.run_dir)
+    if not args.quiet:
+        print_results(result.results, result.meta)
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def cmd_devices(args) -> int:
+    from hwprof.measuring.inventory import survey
+    from hwprof.presentation.console import print_devices
+    print_devices(survey(args.cpu_tdp_watts))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from hwprof.presentation.report import render_report
+    paths = render_report(args.run_dir)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from hwprof.analysis.compare import compare_runs, write_comparison
+    from hwprof.presentation.console import print_comparison
+    table = compare_runs(args.run_a, args.run_b)
+    out = args.out or args.run_b
+    paths = write_comparison(table, Path(out), args.run_a, args.run_b)
+    print_comparison(table)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_forecast(args) -> int:
+    from hwprof.analysis.forecast_table import SCENARIO_KEYS, load_scenario, write_forecast
+    from hwprof.presentation.report import render_report
+    scenario = load_scenario(args.scenario, {k: getattr(args, k, None) for k in SCENARIO_KEYS})
+    paths = write_forecast(args.run_dir, scenario)
+    report = render_report(args.run_dir)
+    for p in paths + [p for p in report if p.name in ("forecast.png", "report.html", "report.md")]:
+        print(p)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from hwprof.analysis.validate import run_validation
+    from hwprof.measuring.devices import resolve_device
+    from hwprof.presentation.console import print_validation
+    device = resolve_device(args.device)
+    checks = run_validation(device, quick=args.quick)
+    print_validation(str(device), checks)
+    return 1 if any(c.verdict == "fail" for c in checks) else 0

@@ -1,0 +1,152 @@
+"""Plots of a run (matplotlib, Agg). Each function takes data and returns a Figure, or None if there is
+nothing to plot; saving and embedding are the report's business."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from hwprof.analysis.summaries import break_even  # noqa: E402
+
+PRECISION_COLORS = {"fp64": "#6c757d", "fp32": "#1f77b4", "tf32": "#17becf", "fp16": "#2ca02c", "bf16": "#98df8a",
+                    "fp8_e4m3": "#d62728", "int8": "#9467bd"}
+
+
+def _finish_loglog(fig, ax, xlabel: str, ylabel: str, title: str, legend_size: int):
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    return fig
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"] == "ok"]
+
+
+def _label(r) -> str:
+    parts = [r["kernel"], r["shape"], r["precision"]]
+    if r["sparsity"] != "dense":
+        parts.append(f"{r['sparsity']}@{r['density']:.3g}")
+    if r["kernel"] == "attention":
+        parts.append(r["backend"])
+    if r["pass"] != "fwd":
+        parts.append(r["pass"])
+    return " ".join(str(p) for p in parts)
+
+
+def hef_bars(df: pd.DataFrame):
+    ok = _ok(df)
+    ok = ok[ok["hef_time"].notna()]
+    if ok.empty:
+        return None
+    ok = ok.sort_values(["kernel", "shape", "hef_time"])
+    labels = [_label(r) for r in ok.to_dict("records")]
+    fig, ax = plt.subplots(figsize=(9, max(3.0, 0.28 * len(ok) + 1)))
+    y = range(len(ok))
+    ax.barh([i + 0.2 for i in y], ok["hef_time"], height=0.4, label="time", color="#1f77b4")
+    energy = ok["hef_energy"].fillna(0)
+    if energy.gt(0).any():
+        ax.barh([i - 0.2 for i in y], energy.where(energy > 0), height=0.4, label="energy", color="#ff7f0e")
+    ax.set_yticks(list(y))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="k", lw=1)
+    ax.set_xlabel("hidden-efficiency factor vs dense fp32 reference (log; 1x = reference)")
+    ax.legend(loc="lower right")
+    ax.set_title("Hidden-efficiency factor per configuration")
+    fig.tight_layout()
+    return fig
+
+
+def roofline(df: pd.DataFrame, peaks: dict, mem_bw: float | None):
+    ok = _ok(df)
+    ok = ok[ok["arithmetic_intensity"].notna() & ok["logical_flops_per_s"].notna()]
+    if ok.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for (kernel, prec), g in ok.groupby(["kernel", "precision"]):
+        ax.scatter(g["arithmetic_intensity"], g["logical_flops_per_s"], label=f"{kernel} {prec}",
+                   marker="o" if kernel == "matmul" else "^", color=PRECISION_COLORS.get(prec))
+    xmin = ok["arithmetic_intensity"].min() / 2
+    for prec, peak in (peaks or {}).items():
+        f = peak["flops_per_s"] if isinstance(peak, dict) else peak.flops_per_s
+        ax.axhline(f, ls="--", lw=0.8, color=PRECISION_COLORS.get(prec, "grey"))
+        ax.text(xmin, f, f" peak {prec}", va="bottom", fontsize=7, color=PRECISION_COLORS.get(prec, "grey"))
+        if mem_bw:
+            ax.plot([xmin, f / mem_bw], [mem_bw * xmin, f], color="grey", lw=0.6)
+    return _finish_loglog(fig, ax, "arithmetic intensity (logical FLOP per byte of dense operands)",
+                          "achieved logical FLOP/s", "Roofline" + ("" if peaks else " (no peak known for this device)"), 7)
+
+
+def accuracy_vs_efficiency(df: pd.DataFrame):
+    ok = _ok(df)
+    ok = ok[ok["hef_time"].notna() & ok["rel_error"].notna() & (ok["sparsity"].isin(["dense", "causal"]) |
+                                                                  ok["sparsity"].str.startswith("window"))]
+    if ok.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    floor = 1e-17     # fp64 against an fp64 reference can be exactly 0
+    for prec, g in ok.groupby("precision"):
+        ax.scatter(g["hef_time"], g["rel_error"].clip(lower=floor), label=prec, color=PRECISION_COLORS.get(prec), s=40)
+        for r in g.to_dict("records"):
+            ax.annotate(f"{r['kernel'][0]} {r['shape']}", (r["hef_time"], max(r["rel_error"], floor)),
+                        fontsize=6, alpha=0.7)
+    ax.axvline(1.0, color="k", lw=0.8)
+    return _finish_loglog(fig, ax, "hef_time (speed vs fp32 reference)", "relative error vs fp64 (Frobenius)",
+                          "What each precision costs (error) and buys (speed)", 8)
+
+
+def sparsity_curve(df: pd.DataFrame):
+    ok = _ok(df)
+    mm = ok[(ok["kernel"] == "matmul") & ok["hef_time"].notna()]
+    sparse = mm[mm["sparsity"] != "dense"]
+    if sparse.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for (shape, prec, pattern), g in sparse.groupby(["shape", "precision", "sparsity"]):
+        dense = mm[(mm["shape"] == shape) & (mm["precision"] == prec) & (mm["sparsity"] == "dense")]
+        g = pd.concat([g, dense]).sort_values("density")
+        ax.plot(g["density"], g["hef_time"], marker="o", label=f"{pattern} {prec} {shape}")
+    for be in break_even(df):
+        if be.density is not None:
+            ax.axvline(be.density, ls=":", color="grey")
+            ax.annotate(f"break-even {be.density:.2g}", (be.density, 1.0), fontsize=7, rotation=90, va="bottom")
+    ax.axhline(1.0, color="k", lw=1)
+    return _finish_loglog(fig, ax, "density (share of the dense work kept)", "hef_time vs dense fp32",
+                          "Sparsity: does pruning buy speed here?", 7)
+
+
+def forecast_curves(forecast: dict):
+    series = forecast.get("trajectories") or []
+    if not series:
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for s in series:
+        ax1.plot(s["years"], s["cumulative_logical_flops"], label=s["label"])
+        ax2.plot(s["years"], s["excess_loss_ratio"], label=s["label"])
+    ax1.set_yscale("log")
+    ax1.set_xlabel("years")
+    ax1.set_ylabel("cumulative logical FLOPs within the power budget")
+    ax2.set_xlabel("years")
+    ax2.set_ylabel("excess-loss ratio X(t)")
+    target = forecast.get("scenario", {}).get("target_ratio")
+    if target:
+        ax2.axhline(target, ls="--", color="grey")
+    ax2.legend(fontsize=7)
+    fig.suptitle(f"Forecast: {forecast.get('scenario', {}).get('doublings_per_year')} efficiency doublings/year")
+    fig.tight_layout()
+    return fig
+
+
+def save(fig, path) -> bool:
+    if fig is None:
+        return False
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

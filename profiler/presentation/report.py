@@ -1,0 +1,223 @@
+"""report.html (self-contained: inline styles, embedded images, no network) and report.md for a run."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from hwprof.presentation import plots
+from hwprof.analysis.summaries import break_even, ci_coverage
+from hwprof.presentation.console import si
+from hwprof.running.rundir import atomic_write_text, read_run_json
+from hwprof.running.results import read_results
+
+TABLE_COLUMNS = ["config_id", "status", "time_s_median", "time_rel_iqr", "repeats", "logical_flops_per_s",
+                 "physical_flops_per_s", "logical_flops_per_j", "power_w", "hef_time", "hef_energy",
+                 "doublings_time", "mfu", "rel_error", "pruning_error", "energy_source", "flags", "reason"]
+
+PLOTS = [
+    ("hef.png", "Hidden-efficiency factor (time and energy) per configuration"),
+    ("roofline.png", "Roofline: achieved logical FLOP/s against arithmetic intensity"),
+    ("accuracy.png", "Accuracy against efficiency: what each precision costs and buys"),
+    ("sparsity.png", "Sparsity: hef_time against density, with the break-even point"),
+    ("forecast.png", "Forecast: logical compute and excess loss over time"),
+]
+
+ENERGY_WORDS = {
+    "nvml-counter": "measured with the GPU's NVML total-energy counter (board energy, idle draw included)",
+    "nvml-sampled": "measured by sampling GPU board power through NVML every ~10 ms and integrating",
+    "rapl": "measured with the CPU's RAPL package energy counters (package energy, idle draw included)",
+    "estimate": "ESTIMATED as TDP x measured CPU utilisation, because no energy counter is readable here; "
+                "energy figures and hef_energy are therefore not measurements",
+    "none": "not measured (no energy meter); energy columns are empty",
+}
+
+
+def render_plots(run_dir: Path, df: pd.DataFrame, meta: dict) -> dict[str, Path]:
+    out = run_dir / "plots"
+    out.mkdir(exist_ok=True)
+    mem_bw = (meta.get("device_description") or {}).get("gpu", {}).get("mem_bw_bytes_per_s")
+    forecast = _read_json(run_dir / "forecast.json")
+    figs = {
+        "hef.png": plots.hef_bars(df),
+        "roofline.png": plots.roofline(df, meta.get("peak_table", {}), mem_bw),
+        "accuracy.png": plots.accuracy_vs_efficiency(df),
+        "sparsity.png": plots.sparsity_curve(df),
+        "forecast.png": plots.forecast_curves(forecast) if forecast else None,
+    }
+    written = {}
+    for name, fig in figs.items():
+        if plots.save(fig, out / name):
+            written[name] = out / name
+    return written
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _cell(col: str, v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if col in ("logical_flops_per_s", "physical_flops_per_s"):
+        return si(v, "FLOP/s")
+    if col == "logical_flops_per_j":
+        return si(v, "FLOP/J")
+    if col == "time_s_median":
+        return si(v, "s")
+    if col == "power_w":
+        return f"{v:.3g} W"
+    if col == "repeats":
+        return str(int(v))
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def machine_lines(meta: dict) -> list[str]:
+    lines = []
+    desc = meta.get("device_description") or {}
+    lines.append(f"Device: {meta.get('device')} - {desc.get('name', '')}")
+    cpu = desc.get("cpu") or {}
+    if cpu:
+        lines.append(f"CPU: {cpu.get('model')} ({cpu.get('physical_cores')} cores, {cpu.get('threads')} torch threads, "
+                     f"ISA {' '.join(cpu.get('flags', []))})")
+    gpu = desc.get("gpu") or {}
+    if gpu:
+        lines.append(f"GPU: {gpu.get('name')} sm_{gpu.get('capability')}, {gpu.get('multiprocessors')} SMs, "
+                     f"{(gpu.get('memory_bytes') or 0) / 2**30:.0f} GiB, driver {gpu.get('driver', '?')}, CUDA {gpu.get('cuda')}")
+    lines.append(f"Software: Python {meta.get('python')}, torch {meta.get('torch')}, hwprof {meta.get('version')}; "
+                 f"host {meta.get('host')}; {meta.get('os')}")
+    energy = meta.get("energy", {})
+    source = energy.get("source", "none")
+    lines.append(f"Energy: {ENERGY_WORDS.get(source, source)}. Meter: {energy.get('description', '')}.")
+    for note in energy.get("fallbacks", []):
+        lines.append(f"Energy fallback: {note}")
+    idle = meta.get("idle_power_w") or {}
+    for src, w in idle.items():
+        if w is not None:
+            lines.append(f"Idle power ({src}): {w:.3g} W, measured once before the first configuration")
+    pol = meta.get("policy", {})
+    lines.append(f"Timing: {meta.get('timer')}, median of batches; stop when the 95% CI of the median is within "
+                 f"{pol.get('ci_target', 0) * 100:g}% or after {pol.get('budget_s')} s per configuration")
+    peaks = meta.get("peak_table") or {}
+    if peaks:
+        first = next(iter(peaks.values()))
+        lines.append(f"Peaks for MFU: {first.get('source')}")
+    else:
+        lines.append("Peaks for MFU: none known for this device, so MFU is left empty")
+    lines.append(f"Run: {meta.get('status')}, started {meta.get('started')}, ended {meta.get('ended')}, "
+                 f"wall {meta.get('wall_s', 0):.1f} s, of which {meta.get('measured_s', 0):.1f} s inside measurement windows")
+    return lines
+
+
+def findings(df: pd.DataFrame, meta: dict) -> list[str]:
+    lines = []
+    target = meta.get("policy", {}).get("ci_target", 0.02)
+    within, ok = ci_coverage(df, target)
+    counts = df["status"].value_counts().to_dict()
+    lines.append(f"{len(df)} configurations: {counts.get('ok', 0)} ok, {counts.get('unsupported', 0)} unsupported, "
+                 f"{counts.get('error', 0)} error; {within} of {ok} ok rows have a 95% CI within {target * 100:g}%.")
+    good = df[(df["status"] == "ok") & df["hef_time"].notna()]
+    if not good.empty:
+        best = good.loc[good["hef_time"].idxmax()]
+        lines.append(f"Largest hef_time: {best['config_id']} at {best['hef_time']:.3g}x "
+                     f"({best['doublings_time']:.2f} doublings), rel_error {best['rel_error']:.2g}.")
+    for be in break_even(df):
+        lines.append(f"Break-even {be.pattern} {be.precision} {be.shape}: {be.note}.")
+    return lines
+
+
+def render_report(run_dir: Path) -> list[Path]:
+    run_dir = Path(run_dir)
+    meta = read_run_json(run_dir)
+    df = read_results(run_dir / "results.csv")
+    images = render_plots(run_dir, df, meta)
+    html_path, md_path = run_dir / "report.html", run_dir / "report.md"
+    atomic_write_text(html_path, to_html(df, meta, images))
+    atomic_write_text(md_path, to_markdown(df, meta, images))
+    return [html_path, md_path, *images.values()]
+
+
+def to_markdown(df: pd.DataFrame, meta: dict, images: dict[str, Path]) -> str:
+    name = meta.get("suite", {}).get("name", "")
+    out = [f"# hwprof report: {_md_escape(name)} on {meta.get('device')}", ""]
+    out += ["## Machine and method", ""] + [f"- {_md_escape(line)}" for line in machine_lines(meta)] + [""]
+    out += ["## Findings", ""] + [f"- {_md_escape(line)}" for line in findings(df, meta)] + [""]
+    for fname, title in PLOTS:
+        if fname in images:
+            out += [f"### {title}", "", f"![{title}](plots/{fname})", ""]
+    table = df[[c for c in TABLE_COLUMNS if c in df.columns]].copy()
+    for col in table.columns:
+        table[col] = [_md_escape(_cell(col, v)) for v in table[col]]
+    out += ["## Configurations", "", table.to_markdown(index=False), ""]
+    return "\n".join(out)
+
+
+def _md_escape(text: str) -> str:
+    return html.escape(str(text), quote=False).replace("|", "\\|")
+
+
+def to_html(df: pd.DataFrame, meta: dict, images: dict[str, Path]) -> str:
+    esc = html.escape
+    name = meta.get("suite", {}).get("name", "")
+    head = [f"<h1>hwprof report: {esc(str(name))} on {esc(str(meta.get('device')))}</h1>"]
+    head.append("<h2>Machine and method</h2><ul>" + "".join(f"<li>{esc(l)}</li>" for l in machine_lines(meta)) + "</ul>")
+    head.append("<h2>Findings</h2><ul>" + "".join(f"<li>{esc(l)}</li>" for l in findings(df, meta)) + "</ul>")
+    figs = []
+    for fname, title in PLOTS:
+        if fname in images:
+            data = base64.b64encode(images[fname].read_bytes()).decode()
+            figs.append(f"<figure><img alt='{esc(title)}' src='data:image/png;base64,{data}'>"
+                        f"<figcaption>{esc(title)}</figcaption></figure>")
+    cols = [c for c in TABLE_COLUMNS if c in df.columns]
+    rows = []
+    for r in df.to_dict("records"):
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            key = "" if v is None or (isinstance(v, float) and math.isnan(v)) else v
+            cells.append(f"<td data-v='{esc(str(key))}'>{esc(_cell(c, v))}</td>")
+        rows.append(f"<tr class='{esc(str(r['status']))}'>" + "".join(cells) + "</tr>")
+    table = ("<h2>Configurations</h2><p>Click a column header to sort.</p><table id='t'><thead><tr>"
+             + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr></thead><tbody>" + "".join(rows)
+             + "</tbody></table>")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>hwprof report: {esc(str(name))}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; font-size: 12px; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }}
+th {{ background: #f0f0f0; cursor: pointer; position: sticky; top: 0; }}
+tr.unsupported td {{ color: #888; }} tr.error td {{ color: #b00; }}
+figure {{ margin: 1em 0; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
+</style></head><body>
+{''.join(head)}
+<h2>Plots</h2>{''.join(figs) or '<p>No plots: no configuration completed.</p>'}
+{table}
+<script>
+document.querySelectorAll('#t th').forEach(function (th, i) {{
+  th.addEventListener('click', function () {{
+    var body = document.querySelector('#t tbody');
+    var rows = Array.from(body.rows);
+    var asc = th.dataset.asc !== '1'; th.dataset.asc = asc ? '1' : '0';
+    rows.sort(function (a, b) {{
+      var x = a.cells[i].dataset.v, y = b.cells[i].dataset.v;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var r = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+      return asc ? r : -r;
+    }});
+    rows.forEach(function (r) {{ body.appendChild(r); }});
+  }});
+}});
+</script>
+</body></html>
+"""

@@ -1,0 +1,153 @@
+"""The results.csv schema: one typed Row per configuration, appended and flushed as it is measured."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pandas as pd
+
+from hwprof.errors import BadInput
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Row:
+    """One results.csv row; the field order is the column order (`pass_` is written as `pass`)."""
+    config_id: str
+    kernel: str
+    shape: str
+    precision: str
+    sparsity: str
+    density: float
+    backend: str
+    pass_: str
+    device: str
+    status: str
+    reason: str = ""
+    logical_flops: int | None = None
+    physical_flops: int | None = None
+    time_s_median: float | None = None
+    time_s_ci_low: float | None = None
+    time_s_ci_high: float | None = None
+    time_rel_iqr: float | None = None
+    repeats: int | None = None
+    energy_j: float | None = None
+    power_w: float | None = None
+    energy_source: str = "none"
+    logical_flops_per_s: float | None = None
+    physical_flops_per_s: float | None = None
+    logical_flops_per_j: float | None = None
+    hef_time: float | None = None
+    hef_energy: float | None = None
+    doublings_time: float | None = None
+    doublings_energy: float | None = None
+    peak_flops_per_s: float | None = None
+    mfu: float | None = None
+    rel_error: float | None = None
+    flags: str = ""
+    # --- added since the first release (README, "results.csv") ---
+    pruning_error: float | None = None          # pruned product vs unpruned, fp64 (sparse matmul only)
+    bytes_moved: int | None = None              # dense operand + result bytes in storage dtype
+    arithmetic_intensity: float | None = None   # logical_flops / bytes_moved (roofline x-axis)
+    peak_source: str = ""                       # where peak_flops_per_s comes from
+    batch: int | None = None                    # calls per timed batch
+    window_s: float | None = None               # wall time of the energy window
+    clock_mhz_start: float | None = None
+    clock_mhz_end: float | None = None
+    temp_c_start: float | None = None
+    temp_c_end: float | None = None
+
+    def as_dict(self) -> dict:
+        """The row keyed by column name."""
+        return {column_name(f.name): getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_record(cls, rec: dict) -> "Row":
+        """Inverse of as_dict, from a results.csv record (pandas NaN read back as None)."""
+        kw = {}
+        for f in fields(cls):
+            v = rec.get(column_name(f.name))
+            if isinstance(v, float) and math.isnan(v):
+                v = None
+            kw[f.name] = v
+        return cls(**kw)
+
+
+def column_name(field_name: str) -> str:
+    return "pass" if field_name == "pass_" else field_name
+
+
+# The columns, in order, are the Row's fields: one definition. DESIGN.md's contract is the prefix up to
+# `flags`; what follows was added since and is documented in the README.
+ALL_COLUMNS = [column_name(f.name) for f in fields(Row)]
+COLUMNS = ALL_COLUMNS[: ALL_COLUMNS.index("flags") + 1]
+EXTRA_COLUMNS = ALL_COLUMNS[len(COLUMNS):]
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else repr(v)
+    return str(v)
+
+
+class ResultsWriter:
+    """Appends rows to results.csv, flushing and fsyncing each so an interrupted run keeps every finished row."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        if not new:
+            _drop_partial_last_line(self.path)
+        self._fh = open(self.path, "a", newline="")
+        self._writer = csv.DictWriter(self._fh, fieldnames=ALL_COLUMNS)
+        if new:
+            self._writer.writeheader()
+            self._sync()
+
+    def append(self, row: Row) -> None:
+        self._writer.writerow({k: _cell(v) for k, v in row.as_dict().items()})
+        self._sync()
+
+    def _sync(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _drop_partial_last_line(path: Path) -> None:
+    """A power loss can leave half a row; cut the file back to its last complete line."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """Read results.csv, ignoring a truncated last line; BadInput if it is not a hwprof results file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"{path}: cannot read results ({e})") from None
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    header = next(csv.reader(io.StringIO(text)), [])
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise BadInput(f"{path}: not a hwprof results.csv (missing columns: {', '.join(missing[:5])}"
+                       f"{'...' if len(missing) > 5 else ''})")
+    df = pd.read_csv(io.StringIO(text), dtype={"reason": str, "flags": str, "sparsity": str, "shape": str,
+                                               "peak_source": str})
+    for col in ("reason", "flags", "peak_source"):
+        if col in df:
+            df[col] = df[col].fillna("")
+    return df

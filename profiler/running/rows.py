@@ -1,0 +1,75 @@
+"""Row assembly: a measurement of one configuration becomes the typed Row written to results.csv.
+
+Every rate, factor and flag of a row is computed here, from the measurement and the configuration's
+reference row (`kernels.spec.reference_of` is the one definition of the reference).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from hwprof.kernels import Case
+from hwprof.kernels.spec import Spec, reference_of, shape_str
+from hwprof.measuring.devices import DeviceInfo, throttled
+from hwprof.measuring.measure import Measurement
+from hwprof.running import efficiency as eff
+from hwprof.running.results import Row
+
+
+def base_row(spec: Spec, device: torch.device, status: str, reason: str = "") -> Row:
+    """The columns every row has, whatever its status."""
+    return Row(config_id=spec.config_id, kernel=spec.kernel, shape=shape_str(spec.shape), precision=spec.precision,
+               sparsity=spec.sparsity_column, density=spec.density, backend=spec.backend, pass_=spec.pass_,
+               device=str(device), status=status, reason=reason, logical_flops=spec.logical_flops)
+
+
+def ok_row(spec: Spec, case: Case, m: Measurement, device: torch.device, info: DeviceInfo, rel_error: float,
+           reference: Row | None, before: dict, after: dict) -> Row:
+    """A measured configuration's row; `reference` is its reference's row (None when not measured)."""
+    t = m.summary.median
+    energy = m.energy_per_call_j
+    peak = info.peaks.get(spec.precision)
+    flags = list(m.flags)
+    if throttled(before, after):
+        flags.append("throttled")
+    if m.energy.source == "estimate" and energy is not None:
+        flags.append("estimate")
+    row = replace(
+        base_row(spec, device, "ok"), density=case.density, backend=case.backend,
+        physical_flops=case.physical_flops, time_s_median=t, time_s_ci_low=m.summary.ci_low,
+        time_s_ci_high=m.summary.ci_high, time_rel_iqr=m.summary.rel_iqr, repeats=m.summary.n,
+        energy_j=energy, power_w=m.power_w, energy_source=m.energy.source if energy is not None else "none",
+        logical_flops_per_s=eff.rate(case.logical_flops, t), physical_flops_per_s=eff.rate(case.physical_flops, t),
+        logical_flops_per_j=eff.rate(case.logical_flops, energy),
+        peak_flops_per_s=peak.flops_per_s if peak else None, peak_source=peak.source if peak else "",
+        rel_error=rel_error, flags=",".join(dict.fromkeys(flags)),
+        pruning_error=case.extras.get("pruning_error"), bytes_moved=case.bytes_moved,
+        arithmetic_intensity=eff.rate(case.logical_flops, case.bytes_moved),
+        batch=m.batch, window_s=m.window_s,
+        clock_mhz_start=before.get("clock_mhz"), clock_mhz_end=after.get("clock_mhz"),
+        temp_c_start=before.get("temp_c"), temp_c_end=after.get("temp_c"),
+    )
+    row.mfu = eff.mfu(row.logical_flops_per_s, row.peak_flops_per_s)
+    return with_hef(row, spec, reference)
+
+
+def with_hef(row: Row, spec: Spec, reference: Row | None) -> Row:
+    """Set hef and doublings against the reference row; a configuration that is its own reference gets 1."""
+    if reference is None and reference_of(spec).config_id == spec.config_id:
+        reference = row
+    if reference is None or reference.status != "ok":
+        return row
+    row.hef_time = eff.hef(row.logical_flops_per_s, reference.logical_flops_per_s)
+    row.hef_energy = eff.hef(row.logical_flops_per_j, reference.logical_flops_per_j)
+    row.doublings_time = eff.doublings(row.hef_time)
+    row.doublings_energy = eff.doublings(row.hef_energy)
+    return row
+
+
+def failure_reason(e: BaseException) -> str:
+    """One line a user can act on, for an exception raised while measuring a configuration."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in text.lower():
+        return f"out of memory: {text or type(e).__name__}"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

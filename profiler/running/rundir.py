@@ -1,0 +1,81 @@
+"""Run directories: unique creation, atomic writes, reading back (with schema checks)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+from hwprof.errors import BadInput
+from hwprof.running.results import SCHEMA_VERSION
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over the target."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")[:40] or "suite"
+
+
+def create_run_dir(out_dir: Path, suite_name: str, device: str) -> Path:
+    """A fresh directory; mkdir is atomic, so two runs started at once never share one."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInput(f"output directory {out_dir}: cannot create ({e.strerror})") from None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for _ in range(100):
+        path = out_dir / f"{stamp}-{_slug(suite_name)}-{_slug(device.replace(':', ''))}-{secrets.token_hex(2)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a unique run directory under {out_dir}")
+
+
+def read_run_json(run_dir: Path) -> dict:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise BadInput(f"{run_dir}: not a directory")
+    path = run_dir / "run.json"
+    if not path.exists() or not (run_dir / "results.csv").exists():
+        raise BadInput(f"{run_dir}: not a hwprof run directory (needs run.json and results.csv)")
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise BadInput(f"{path}: unreadable ({e})") from None
+    if not isinstance(meta, dict) or meta.get("tool") != "hwprof":
+        raise BadInput(f"{path}: not written by hwprof")
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise BadInput(f"{run_dir}: written with results schema {version!r}; this hwprof reads up to "
+                       f"{SCHEMA_VERSION} - upgrade hwprof to read it")
+    return meta

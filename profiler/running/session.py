@@ -1,0 +1,175 @@
+"""A run's session: options resolved once (suite, device, threads, meter, policy), its run directory
+created or reopened for resume, and run.json written at the start and the end.
+
+The sweep itself lives in `runner`; this module decides *what* runs *where* and records it.
+"""
+from __future__ import annotations
+
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from hwprof.errors import BadInput
+from hwprof.kernels.build import estimate_bytes
+from hwprof.measuring.devices import DeviceInfo, describe, resolve_device
+from hwprof.measuring.measure import Policy
+from hwprof.measuring.meters import EnergyMeter, select_meter
+from hwprof.measuring.timing import Timer, timer_for
+from hwprof.running.results import SCHEMA_VERSION, Row, read_results
+from hwprof.running.rundir import create_run_dir, read_run_json, write_json
+from hwprof.running.suite import Suite, load_suite, suite_from_data
+from hwprof.version import __version__
+
+
+@dataclass
+class RunOptions:
+    suite: str | None = None           # preset or TOML path; None = quick (or the stored suite on resume)
+    device: str | None = None          # None = the suite's device (default auto)
+    out_dir: Path = Path("reports")
+    resume: Path | None = None
+    seed: int | None = None            # None = 0 (or the original run's seed on resume)
+    energy: str = "auto"
+    cpu_tdp_watts: float | None = None
+    flush_l2: bool = False
+    threads: int | None = None         # None = torch's default (or the original run's on resume)
+    budget_s: float | None = None      # overrides the suite's
+    ci_target: float | None = None
+    cpu_max_ghz: float | None = None   # for the theoretical CPU peak where cpufreq is missing
+    idle_s: float = 1.0
+    device_warmup_s: float | None = None   # default: 0.5 s CPU, 3 s CUDA (until clocks settle)
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass
+class Session:
+    opts: RunOptions
+    suite: Suite
+    device: torch.device
+    info: DeviceInfo
+    meter: EnergyMeter
+    policy: Policy
+    timer: Timer
+    run_dir: Path
+    meta: dict
+    seed: int
+    done: dict[str, Row] = field(default_factory=dict)     # rows already written (resume)
+    threads_before: int = 0                                # restored when the session closes
+    measured_s: float = 0.0                                # this session's time inside sampling windows
+
+
+def _positive(v: float, what: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
+        raise BadInput(f"{what} must be a positive number (got {v!r})")
+    return float(v)
+
+
+def _resolve_suite(opts: RunOptions, stored: dict | None) -> tuple[Suite, torch.device]:
+    """Parse the suite once, resolve the device from it, then select that device type's configurations."""
+    if opts.suite is None and stored is not None:
+        suite = suite_from_data(stored["raw"], stored["source"])
+        suite.budget_s, suite.ci_target = stored["budget_s"], stored["ci_target"]   # the original's overrides
+    else:
+        suite = load_suite(opts.suite or "quick")
+    device = resolve_device(opts.device or suite.device)
+    suite = suite.for_device(device.type)
+    if opts.budget_s is not None:
+        suite.budget_s = _positive(opts.budget_s, "budget per configuration (budget_s)")
+    if opts.ci_target is not None:
+        suite.ci_target = _positive(opts.ci_target, "CI target (ci_target)")
+    return suite, device
+
+
+def check_memory(suite: Suite, info: DeviceInfo) -> None:
+    """Reject, before anything runs, a configuration that cannot fit in the device's memory at all."""
+    for spec in suite.specs:
+        need = estimate_bytes(spec)
+        if need > info.total_memory_bytes:
+            raise BadInput(f"suite {suite.source}: {spec.config_id} needs about {need / 2**30:.1f} GiB; "
+                           f"{info.name} has {info.total_memory_bytes / 2**30:.1f} GiB")
+
+
+def _environment(device: torch.device, info: DeviceInfo) -> dict:
+    return {
+        "host": platform.node(), "os": platform.platform(), "python": platform.python_version(),
+        "torch": torch.__version__, "cuda": torch.version.cuda,
+        "device_description": info.to_json(), "threads": torch.get_num_threads(),
+    }
+
+
+def open_session(opts: RunOptions) -> Session:
+    """Resolve everything a run needs and write run.json; BadInput (nothing written) when anything is off."""
+    stored_meta = read_run_json(opts.resume) if opts.resume is not None else None
+    stored = stored_meta["suite"] if stored_meta else None
+    suite, device = _resolve_suite(opts, stored)
+    if opts.cpu_max_ghz is not None:
+        _positive(opts.cpu_max_ghz, "maximum CPU clock (cpu_max_ghz)")
+    threads = opts.threads if opts.threads is not None else (stored_meta or {}).get("threads_requested")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0):
+        raise BadInput(f"thread count must be a positive integer (got {threads!r})")
+    seed = opts.seed if opts.seed is not None else (stored_meta or {}).get("seed", 0)
+
+    done: dict[str, Row] = {}
+    if stored_meta is not None:
+        run_dir = Path(opts.resume)
+        if stored_meta["device"] != str(device):
+            raise BadInput(f"resume {run_dir}: that run used device {stored_meta['device']}, this one {device}")
+        if stored["config_ids"] != suite.resolved()["config_ids"]:
+            raise BadInput(f"resume {run_dir}: the suite differs from the original run's "
+                           f"({stored['source']}); resume with the same suite or start a new run")
+        for rec in read_results(run_dir / "results.csv").to_dict("records"):
+            done[rec["config_id"]] = Row.from_record(rec)
+
+    threads_before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        info = describe(device, opts.cpu_max_ghz)
+        check_memory(suite, info)
+        meter, meter_notes = select_meter(device, opts.energy, opts.cpu_tdp_watts)
+    except BaseException:
+        torch.set_num_threads(threads_before)
+        raise
+
+    if stored_meta is not None:
+        meta = stored_meta
+        meta["resumed"] = meta.get("resumed", []) + [time.strftime("%Y-%m-%dT%H:%M:%S%z")]
+    else:
+        run_dir = create_run_dir(opts.out_dir, suite.name, str(device))
+        meta = {
+            "tool": "hwprof", "version": __version__, "schema_version": SCHEMA_VERSION,
+            "command": opts.command, "suite": {**suite.resolved(), "raw": suite.raw},
+            "device": str(device), "seed": seed, "threads_requested": threads,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+    policy = Policy(budget_s=suite.budget_s, ci_target=suite.ci_target, warmup_s=suite.warmup_s,
+                    min_window_s=suite.min_window_s)
+    timer = timer_for(device, opts.flush_l2)
+    meta.update({
+        "status": "running", **_environment(device, info),
+        "timer": timer.name,
+        "flush_l2": opts.flush_l2,
+        "energy": {"source": meter.source, "description": meter.describe(), "fallbacks": meter_notes},
+        "policy": policy.__dict__,
+        "peak_table": {p: v.__dict__ for p, v in info.peaks.items()},
+    })
+    write_json(run_dir / "run.json", meta)
+    return Session(opts, suite, device, info, meter, policy, timer, run_dir, meta, seed, done, threads_before)
+
+
+def close_session(session: Session, status: str, wall_s: float) -> None:
+    """Record how the run ended (wall and measured time accumulate over resumes); restore torch's threads."""
+    meta = session.meta
+    meta["status"] = status
+    meta["ended"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    meta["wall_s"] = meta.get("wall_s", 0.0) + wall_s
+    meta["measured_s"] = meta.get("measured_s", 0.0) + session.measured_s
+    try:
+        write_json(session.run_dir / "run.json", meta)
+    finally:
+        session.meter.close()
+        torch.set_num_threads(session.threads_before)

@@ -1,0 +1,180 @@
+"""Suites: TOML files (or built-in presets) expanded into the list of specs to measure.
+
+Everything is validated before anything runs; problems raise BadInput naming the file and entry.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+
+from hwprof.kernels.spec import AttentionSpec, MatmulSpec, SparsitySpec, Spec, parse_mask, reference_of
+from hwprof.compat import tomllib
+from hwprof.errors import BadInput
+
+PRESETS = ("quick", "standard", "full")
+MAX_DIM = 1 << 20                     # any single dimension beyond this is a typo, not a benchmark
+TOP_KEYS = {"name", "device", "budget_s", "ci_target", "matmul", "attention", "warmup_s", "min_window_s"}
+GROUP_KEYS = {
+    # `device` (optional): "cpu" or "cuda" - the group only applies when the run's device is of that type,
+    # so one preset can hold CPU-sized and GPU-sized work.
+    "matmul": {"shapes", "precisions", "sparsity", "passes", "device"},
+    "attention": {"shapes", "precisions", "masks", "backends", "passes", "device"},
+}
+
+
+@dataclass
+class Suite:
+    name: str
+    source: str                        # preset name or file path
+    device: str = "auto"
+    budget_s: float = 2.0
+    ci_target: float = 0.02
+    warmup_s: float = 0.1
+    min_window_s: float = 1.0
+    specs: list[Spec] = field(default_factory=list)    # what runs: for_device's selection, references first
+    raw: dict = field(default_factory=dict)
+    # every expanded configuration with the device type its group is restricted to (None: any device)
+    candidates: list[tuple[Spec, str | None]] = field(default_factory=list)
+
+    def for_device(self, device_type: str | None) -> "Suite":
+        """The suite as it runs on one device type: device-specific groups selected, references added."""
+        specs = [s for s, only in self.candidates if only is None or device_type is None or only == device_type]
+        if not specs:
+            raise BadInput(f"suite {self.source}: no configurations for device type {device_type}")
+        return replace(self, specs=with_references(specs))
+
+    def resolved(self) -> dict:
+        """What run.json stores and a resumed run compares: the exact configurations and settings."""
+        return {"name": self.name, "source": self.source, "device": self.device, "budget_s": self.budget_s,
+                "ci_target": self.ci_target, "warmup_s": self.warmup_s, "min_window_s": self.min_window_s,
+                "config_ids": [s.config_id for s in self.specs]}
+
+
+def load_suite(name_or_path: str, device_type: str | None = None) -> Suite:
+    """Load a preset or TOML file; `device_type` ("cpu"/"cuda") selects device-specific groups."""
+    if name_or_path in PRESETS:
+        text = resources.files("hwprof").joinpath(f"presets/{name_or_path}.toml").read_text()
+        return parse_suite(text, name_or_path, device_type)
+    path = Path(name_or_path)
+    if not path.suffix == ".toml" and not path.exists():
+        raise BadInput(f"suite {name_or_path!r}: not a preset ({', '.join(PRESETS)}) and no such file")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"suite {name_or_path}: cannot read ({e.__class__.__name__}: {e})") from None
+    return parse_suite(text, str(path), device_type)
+
+
+def parse_suite(text: str, source: str = "<suite>", device_type: str | None = None) -> Suite:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise BadInput(f"suite {source}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise BadInput(f"suite {source}: not valid TOML (nested too deeply)") from None
+    return suite_from_data(data, source, device_type)
+
+
+def suite_from_data(data: dict, source: str, device_type: str | None = None) -> Suite:
+    """Build a suite from parsed TOML (also how a resumed run rebuilds the suite stored in run.json)."""
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise BadInput(f"suite {source}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(TOP_KEYS))})")
+    suite = Suite(
+        name=_str(data.get("name", Path(source).stem), f"suite {source}: name"),
+        source=source,
+        device=_str(data.get("device", "auto"), f"suite {source}: device"),
+        budget_s=_positive(data.get("budget_s", 2.0), f"suite {source}: budget_s", upper=3600),
+        ci_target=_positive(data.get("ci_target", 0.02), f"suite {source}: ci_target", upper=1.0),
+        warmup_s=_positive(data.get("warmup_s", 0.1), f"suite {source}: warmup_s", upper=600, allow_zero=True),
+        min_window_s=_positive(data.get("min_window_s", 1.0), f"suite {source}: min_window_s", upper=600,
+                               allow_zero=True),
+        raw=data,
+    )
+    candidates: list[tuple[Spec, str | None]] = []
+    for kind in ("matmul", "attention"):
+        groups = data.get(kind, [])
+        if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+            raise BadInput(f"suite {source}: [[{kind}]] must be an array of tables")
+        for i, group in enumerate(groups, 1):
+            where = f"suite {source}: [[{kind}]] #{i}"
+            unknown = set(group) - GROUP_KEYS[kind]
+            if unknown:
+                raise BadInput(f"{where}: unknown key(s) {', '.join(sorted(unknown))} "
+                               f"(allowed: {', '.join(sorted(GROUP_KEYS[kind]))})")
+            only = group.get("device")
+            if only is not None and only not in ("cpu", "cuda"):
+                raise BadInput(f"{where}: device {only!r} must be \"cpu\" or \"cuda\"")
+            try:
+                expanded = _expand_group(kind, group, where)
+            except ValueError as e:
+                raise BadInput(f"{where}: {e}") from None
+            candidates += [(spec, only) for spec in expanded]
+    if not candidates:
+        raise BadInput(f"suite {source}: no [[matmul]] or [[attention]] configurations")
+    suite.candidates = candidates
+    return suite.for_device(device_type)
+
+
+def _expand_group(kind: str, g: dict, where: str) -> list[Spec]:
+    shapes = [_shape(s, where) for s in _list(g, "shapes", where, required=True)]
+    precisions = [_str(p, f"{where}: precision") for p in _list(g, "precisions", where, default=["fp32"])]
+    passes = [_str(p, f"{where}: pass") for p in _list(g, "passes", where, default=["fwd"])]
+    if kind == "matmul":
+        sparsity = [SparsitySpec.parse(_str(s, f"{where}: sparsity")) for s in _list(g, "sparsity", where, default=["dense"])]
+        return [MatmulSpec(shape, p, sp, ps) for shape, p, sp, ps in itertools.product(shapes, precisions, sparsity, passes)]
+    masks = [parse_mask(_str(m, f"{where}: mask")) for m in _list(g, "masks", where, default=["none"])]
+    backends = [_str(b, f"{where}: backend") for b in _list(g, "backends", where, default=["auto"])]
+    return [AttentionSpec(shape, p, m, b, ps)
+            for shape, p, m, b, ps in itertools.product(shapes, precisions, masks, backends, passes)]
+
+
+def with_references(specs: list[Spec]) -> list[Spec]:
+    """Dedupe, and put each configuration's reference realisation first (added when the suite lacks it),
+    so a row's hef can be computed the moment it is written."""
+    out: list[Spec] = []
+    seen: set[str] = set()
+    for spec in specs:
+        for s in (reference_of(spec), spec):
+            if s.config_id not in seen:
+                seen.add(s.config_id)
+                out.append(s)
+    return out
+
+
+def _list(g: dict, key: str, where: str, required: bool = False, default=None) -> list:
+    if key not in g:
+        if required:
+            raise BadInput(f"{where}: missing {key!r}")
+        return list(default)
+    value = g[key]
+    if not isinstance(value, list) or not value:
+        raise BadInput(f"{where}: {key!r} must be a non-empty list")
+    return value
+
+
+def _shape(s, where: str) -> tuple[int, ...]:
+    if not isinstance(s, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in s):
+        raise BadInput(f"{where}: shape {s!r} must be a list of integers")
+    if any(x <= 0 for x in s):
+        raise BadInput(f"{where}: shape {s} has a non-positive dimension")
+    if any(x > MAX_DIM for x in s):
+        raise BadInput(f"{where}: shape {s} has a dimension above {MAX_DIM}")
+    return tuple(s)
+
+
+def _str(v, what: str) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise BadInput(f"{what} must be a non-empty string (got {v!r})")
+    return v
+
+
+def _positive(v, what: str, upper: float, allow_zero: bool = False) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise BadInput(f"{what} must be a number (got {v!r})")
+    ok = (v >= 0 if allow_zero else v > 0) and v <= upper
+    if not ok:
+        raise BadInput(f"{what} = {v} is outside {'[0' if allow_zero else '(0'}, {upper}]")
+    return float(v)

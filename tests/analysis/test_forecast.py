@@ -1,0 +1,90 @@
+"""Forecast formulas against values computed independently (numerical integration, published fits)."""
+import math
+
+import pytest
+
+from hwprof.analysis import forecast as fc
+
+
+def integrated_cumulative(t: float, beta: float, steps: int = 20000) -> float:
+    """1 + integral_0^t 2^(beta s) ds by Simpson's rule: independent of the closed form."""
+    h = t / steps
+    total = sum((1 if i in (0, steps) else 4 if i % 2 else 2) * 2 ** (beta * i * h) for i in range(steps + 1))
+    return 1 + total * h / 3
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.25, 0.5, 1.0, 2.0, -0.3])
+def test_cumulative_compute_matches_integration(beta):
+    assert fc.cumulative_compute(20, beta) == pytest.approx(integrated_cumulative(20, beta), rel=1e-9)
+
+
+@pytest.mark.parametrize("beta,expected", [
+    (0.0, 21 ** -0.063),
+    (0.5, (1 + (2 ** 10 - 1) / (0.5 * math.log(2))) ** -0.063),
+    (1.0, (1 + (2 ** 20 - 1) / math.log(2)) ** -0.063),
+])
+def test_excess_loss_ratio_kappa_0063_over_20_years(beta, expected):
+    x = fc.excess_loss_ratio(20, 0.063, beta)
+    assert x == pytest.approx(expected, rel=1e-12)
+    assert x == pytest.approx(integrated_cumulative(20, beta) ** -0.063, rel=1e-9)
+
+
+def test_numbers_a_reader_can_check():
+    assert fc.excess_loss_ratio(20, 0.063, 0.0) == pytest.approx(0.8255, abs=1e-4)     # 21^-0.063
+    assert fc.excess_loss_ratio(20, 0.063, 1.0) == pytest.approx(0.4080, abs=1e-4)     # e^(-0.063 ln(1 + 2^20/ln2))
+
+
+def test_beta_to_zero_limit_is_continuous():
+    for t in (0.5, 5, 20):
+        assert fc.cumulative_compute(t, 1e-12) == pytest.approx(1 + t, rel=1e-9)
+        assert fc.cumulative_compute(t, -1e-12) == pytest.approx(1 + t, rel=1e-9)
+
+
+def test_monotonicity():
+    xs = [fc.excess_loss_ratio(t, 0.1, 0.7) for t in range(0, 30)]
+    assert all(a > b for a, b in zip(xs, xs[1:]))
+    by_beta = [fc.excess_loss_ratio(10, 0.1, b) for b in (0, 0.5, 1, 2)]
+    assert all(a > b for a, b in zip(by_beta, by_beta[1:]))
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.3, 1.0, 3.0, -0.05])
+@pytest.mark.parametrize("target", [0.9, 0.5, 0.25])
+def test_years_to_ratio_round_trips(beta, target):
+    t = fc.years_to_ratio(target, 0.063, beta)
+    if math.isinf(t):
+        assert beta < 0
+        limit = 1 + 1 / (-beta * math.log(2))        # bounded cumulative compute when efficiency decays
+        assert limit ** -0.063 > target
+    else:
+        assert fc.excess_loss_ratio(t, 0.063, beta) == pytest.approx(target, rel=1e-9)
+
+
+def test_doublings_to_ratio():
+    assert fc.doublings_to_ratio(0.5, 0.063) == pytest.approx(1 / 0.063)
+    assert fc.doublings_to_ratio(1.0, 0.2) == 0.0
+    with pytest.raises(ValueError):
+        fc.doublings_to_ratio(1.5, 0.1)
+    with pytest.raises(ValueError):
+        fc.doublings_to_ratio(0.5, 0.0)
+
+
+def test_chinchilla_kappa_and_optimal_allocation():
+    law = fc.ChinchillaLaw()
+    assert law.kappa == pytest.approx(0.154, abs=5e-4)
+    c = 5.76e23                                            # Chinchilla's training compute
+    n, d = law.optimal_allocation(c)
+    assert 6 * n * d == pytest.approx(c)
+    # the optimum beats nearby allocations of the same compute
+    for f in (0.5, 2.0):
+        assert law.optimal_loss(c) < law.loss(n * f, c / (6 * n * f))
+    # compute-optimal loss follows E + K C^-kappa
+    l1, l2 = law.optimal_loss(c) - law.E, law.optimal_loss(8 * c) - law.E
+    assert l2 / l1 == pytest.approx(8 ** -law.kappa, rel=1e-9)
+
+
+def test_loss_at_and_training_cost():
+    assert fc.loss_at(0, 3.0, 2.0, 0.1, 1.0) == pytest.approx(3.0)
+    assert fc.loss_at(10, 3.0, 2.0, 0.1, 1.0) < 3.0
+    c, t, j = fc.training_cost(1e9, 2e10, 1e15, 1e12)
+    assert c == 1.2e20 and t == pytest.approx(1.2e5) and j == pytest.approx(1.2e8)
+    assert fc.training_cost(1, 1, None, None)[1:] == (None, None)

@@ -1,0 +1,37 @@
+import torch
+
+from hwprof.analysis import validate
+
+
+def test_flop_checks_pass_or_say_not_counted_on_cpu():
+    checks = validate.flop_checks(torch.device("cpu"))
+    assert not [c for c in checks if c.verdict == "fail"]
+    by = {c.what: c for c in checks}
+    assert by["matmul/256x128x64/fp32/dense/fwd"].verdict == "pass"
+    assert by["attention/1x4x128x128x32/fp32/causal/math/fwd"].verdict == "pass"
+    flash = by["attention/1x4x128x128x32/fp32/causal/flash/fwd"]
+    assert flash.verdict == "skip" and "not counted by peer" in flash.note
+    assert "not counted by peer" in by["matmul/256x128x64/int8/dense/fwd"].note
+
+
+def test_time_check_verdicts_follow_the_tolerance(monkeypatch):
+    monkeypatch.setattr(validate, "_time_hwprof", lambda fn, device: 1.02)
+    monkeypatch.setattr(validate, "_time_torch_benchmark", lambda fn, device: 1.00)
+    assert {c.verdict for c in validate.time_checks(torch.device("cpu"), quick=True)} == {"pass"}
+    monkeypatch.setattr(validate, "_time_hwprof", lambda fn, device: 1.05)
+    checks = validate.time_checks(torch.device("cpu"), quick=True)
+    assert {c.verdict for c in checks} == {"fail"} and abs(checks[0].ratio - 1.05) < 1e-12
+
+
+def test_exit_code_is_1_when_a_check_fails(monkeypatch, capsys):
+    from hwprof.presentation.cli import main
+    monkeypatch.setattr(validate, "time_checks", lambda d, q: [validate.Check("time", "x", 2.0, 1.0, "peer", "fail")])
+    assert main(["validate", "--device", "cpu", "--quick"]) == 1
+    monkeypatch.setattr(validate, "time_checks", lambda d, q: [])
+    assert main(["validate", "--device", "cpu", "--quick"]) == 0
+    assert "0 failed" in capsys.readouterr().out
+
+
+def test_energy_check_skips_without_zeus_or_meter():
+    (check,) = validate.energy_checks(torch.device("cpu"))
+    assert check.verdict == "skip"

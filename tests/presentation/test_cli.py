@@ -1,0 +1,59 @@
+"""The command line: exit codes, one-line errors, no tracebacks."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hwprof.presentation.cli import main
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["run", "--suite", "nope"], "not a preset"),
+    (["run", "--device", "tpu"], "device 'tpu'"),
+    (["run", "--device", "cuda:3"], "cuda"),
+    (["run", "--energy", "magic", "--suite", "quick"], "--energy"),
+    (["report", "/nonexistent/run"], "not a directory"),
+])
+def test_bad_input_exits_2_with_one_line(argv, needle, capsys, tmp_path):
+    assert main(argv + (["--out", str(tmp_path)] if argv[0] == "run" else [])) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_suite_file_and_precision(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[matmul]]\nshapes = [[8, 8, 8]]\nprecisions = ['fp128']\n")
+    assert main(["run", "--suite", str(bad), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown precision 'fp128'" in err and str(bad) in err
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[[matmul\n")
+    assert main(["run", "--suite", str(broken), "--out", str(tmp_path)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    assert list(tmp_path.glob("*-*")) == []                 # nothing written for bad input
+
+
+@pytest.mark.parametrize("argv", [["run", "--budget-s", "-1"], ["run", "--threads", "0"], ["bogus"]])
+def test_argparse_errors_exit_2(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_and_report_from_the_command_line(tiny_suite, tmp_path):
+    out = tmp_path / "reports"
+    repo = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.run([sys.executable, "-m", "hwprof", "run", "--suite", str(tiny_suite), "--out", str(out),
+                           "--energy", "none", "--quiet"], capture_output=True, text=True, timeout=300, cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = next(out.iterdir())
+    for name in ("results.csv", "run.json", "report.html", "report.md", "plots/hef.png"):
+        assert (run_dir / name).exists(), name
+    assert main(["report", str(run_dir)]) == 0
+
+
+def test_devices_lists_cpu_and_its_meter(capsys):
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert "cpu" in out and "energy meter" in out

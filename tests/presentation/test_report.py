@@ -1,0 +1,80 @@
+import base64
+import re
+from pathlib import Path
+
+import pytest
+
+import hwprof
+from hwprof.presentation.cli import main
+from hwprof.analysis.compare import compare_runs
+from hwprof.presentation.report import render_report
+
+HOSTILE = """
+name = "<script>alert('x')</script> | pipe"
+budget_s = 0.05
+ci_target = 0.5
+warmup_s = 0.0
+min_window_s = 0.0
+
+[[matmul]]
+shapes = [[64, 64, 64]]
+precisions = ["fp32", "fp64", "fp8_e4m3"]
+sparsity = ["dense", "unstructured:0.5", "unstructured:0.1"]
+"""
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rep")
+    (tmp / "s.toml").write_text(HOSTILE)
+    dirs = []
+    for _ in range(2):
+        df = hwprof.run_suite(str(tmp / "s.toml"), out_dir=tmp / "r", energy="estimate", idle_s=0.0,
+                                device_warmup_s=0.0)
+        dirs.append(Path(df.attrs["run_dir"]))
+    return dirs
+
+
+def test_html_report_is_self_contained_and_escapes_user_strings(two_runs):
+    paths = render_report(two_runs[0])
+    html = (two_runs[0] / "report.html").read_text()
+    assert "<script>alert" not in html and "&lt;script&gt;alert" in html
+    assert html.count("<script>") == 1                     # only the table sorter
+    assert "http://" not in html and "https://" not in html  # opens without a network
+    imgs = re.findall(r"src='data:image/png;base64,([^']+)'", html)
+    assert len(imgs) >= 3
+    for data in imgs:
+        assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert html.count("<tr class=") == 3 * 3                # one table row per configuration
+    assert "ESTIMATED" in html                               # an estimate is said to be one
+    for name in ("hef.png", "roofline.png", "accuracy.png", "sparsity.png"):
+        p = two_runs[0] / "plots" / name
+        assert p in paths and p.stat().st_size > 5000
+
+
+def test_markdown_report(two_runs):
+    md = (two_runs[0] / "report.md").read_text()
+    assert "![" in md and "(plots/hef.png)" in md
+    assert "&lt;script&gt;" in md and "\\| pipe" in md
+    assert "| config_id" in md and "matmul/64x64x64/fp32/unstructured:0.1/fwd" in md
+    assert "Break-even unstructured fp32 64x64x64" in md
+
+
+def test_compare_two_runs_of_the_same_suite(two_runs, capsys):
+    table = compare_runs(*two_runs)
+    ok = table[(table.status_a == "ok") & (table.status_b == "ok")]
+    assert len(table) == 9 and len(ok) == 7
+    assert ok["logical_flops_per_s_ratio"].between(0.2, 5).all()
+    assert ok["time_s_median_ratio"].notna().all() and set(ok["significant"]) <= {True, False}
+    assert main(["compare", str(two_runs[0]), str(two_runs[1])]) == 0
+    out = capsys.readouterr().out
+    assert "compare.csv" in out and (two_runs[1] / "compare.md").read_text().count("\n") > 9
+
+
+def test_compare_and_report_reject_non_runs(tmp_path, two_runs, capsys):
+    assert main(["compare", str(tmp_path), str(two_runs[0])]) == 2
+    assert "not a hwprof run directory" in capsys.readouterr().err
+    (tmp_path / "run.json").write_text('{"tool": "hwprof", "schema_version": 99}')
+    (tmp_path / "results.csv").write_text("x\n")
+    assert main(["report", str(tmp_path)]) == 2
+    assert "upgrade hwprof" in capsys.readouterr().err

@@ -1,0 +1,55 @@
+import pytest
+
+from hwprof.errors import BadInput
+from hwprof.running.results import ALL_COLUMNS, COLUMNS, ResultsWriter, Row, read_results
+
+CONTRACT = ("config_id, kernel, shape, precision, sparsity, density, backend, pass, device, status, reason, "
+            "logical_flops, physical_flops, time_s_median, time_s_ci_low, time_s_ci_high, time_rel_iqr, repeats, "
+            "energy_j, power_w, energy_source, logical_flops_per_s, physical_flops_per_s, logical_flops_per_j, "
+            "hef_time, hef_energy, doublings_time, doublings_energy, peak_flops_per_s, mfu, rel_error, flags")
+
+
+def test_columns_are_the_design_contract_in_order():
+    assert COLUMNS == CONTRACT.split(", ")
+    assert ALL_COLUMNS[: len(COLUMNS)] == COLUMNS
+    assert list(Row("a", "matmul", "1x1x1", "fp32", "dense", 1.0, "default", "fwd", "cpu", "ok").as_dict()) == ALL_COLUMNS
+
+
+def row(i: int) -> Row:
+    return Row(f"id{i}", "matmul", "8x8x8", "fp32", "dense", 1.0, "default", "fwd", "cpu", "ok",
+               logical_flops=1024, time_s_median=1e-6 * (i + 1), reason="has, comma \"quoted\"")
+
+
+def test_writer_appends_and_reader_round_trips(tmp_path):
+    path = tmp_path / "results.csv"
+    w = ResultsWriter(path)
+    w.append(row(0))
+    w.append(row(1))
+    w.close()
+    df = read_results(path)
+    assert list(df.columns) == ALL_COLUMNS
+    assert df["config_id"].tolist() == ["id0", "id1"]
+    assert df["reason"][0] == "has, comma \"quoted\""
+    assert df["logical_flops"][0] == 1024
+
+
+def test_truncated_last_line_is_dropped_on_read_and_on_append(tmp_path):
+    path = tmp_path / "results.csv"
+    w = ResultsWriter(path)
+    w.append(row(0))
+    w.append(row(1))
+    w.close()
+    data = path.read_bytes()
+    path.write_bytes(data[:-25])                 # power loss in the middle of the last row
+    assert read_results(path)["config_id"].tolist() == ["id0"]
+    w = ResultsWriter(path)                      # resume appends after the last complete line
+    w.append(row(2))
+    w.close()
+    assert read_results(path)["config_id"].tolist() == ["id0", "id2"]
+
+
+def test_not_a_results_file(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("a,b\n1,2\n")
+    with pytest.raises(BadInput, match="not a hwprof results.csv"):
+        read_results(p)

@@ -1,0 +1,132 @@
+"""End-to-end runs of a tiny suite on the CPU."""
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+import hwprof
+from hwprof.running.results import ALL_COLUMNS
+from hwprof.running.runner import RunOptions, execute
+
+RATE_COLUMNS = ["time_s_median", "time_s_ci_low", "time_s_ci_high", "time_rel_iqr", "repeats",
+                "logical_flops_per_s", "physical_flops_per_s", "hef_time", "doublings_time", "rel_error"]
+
+
+def test_tiny_run_end_to_end(tiny_suite, fast_options):
+    df = hwprof.run_suite(str(tiny_suite), **fast_options)
+    assert list(df.columns) == ALL_COLUMNS
+    by_id = df.set_index("config_id")
+    ref = by_id.loc["matmul/64x64x64/fp32/dense/fwd"]
+    assert ref["status"] == "ok" and ref["hef_time"] == 1.0 and ref["doublings_time"] == 0.0
+    assert ref["logical_flops"] == 2 * 64 ** 3
+    tf32 = by_id.loc["matmul/64x64x64/tf32/dense/fwd"]
+    assert tf32["status"] == "unsupported" and "tensor-core" in tf32["reason"]
+    eff = by_id.loc["attention/1x2x32x32x16/fp32/causal/efficient/fwd"]
+    assert eff["status"] == "unsupported" and "only on CUDA" in eff["reason"]
+    ok = df[df["status"] == "ok"]
+    assert len(ok) == 5
+    for col in RATE_COLUMNS:
+        assert ok[col].notna().all(), col
+    assert (ok["time_s_ci_low"] <= ok["time_s_median"]).all() and (ok["time_s_median"] <= ok["time_s_ci_high"]).all()
+    fp64 = by_id.loc["matmul/64x64x64/fp64/dense/fwd"]
+    assert fp64["hef_time"] == pytest.approx(ref["time_s_median"] / fp64["time_s_median"])
+    att = by_id.loc["attention/1x2x32x32x16/fp32/causal/flash/fwd"]
+    assert att["density"] == pytest.approx((32 * 33 / 2) / 32 ** 2) and att["sparsity"] == "causal"
+    assert att["physical_flops"] < att["logical_flops"]
+    loaded = hwprof.load_run(df.attrs["run_dir"])
+    pd.testing.assert_frame_equal(loaded, df, check_like=False)
+    meta = loaded.attrs["meta"]
+    assert meta["status"] == "complete" and meta["suite"]["name"] == "tiny"
+    for key in ("torch", "python", "host", "os", "device_description", "energy", "idle_power_w", "peak_table",
+                "seed", "started", "ended", "command", "schema_version", "threads"):
+        assert key in meta, key
+
+
+def test_estimate_meter_fills_energy_columns(tiny_suite, fast_options):
+    df = hwprof.run_suite(str(tiny_suite), **(fast_options | {"energy": "estimate"}))
+    ok = df[df["status"] == "ok"]
+    assert (ok["energy_source"] == "estimate").all()
+    assert ok["flags"].str.contains("estimate").all()
+    assert ok["energy_j"].gt(0).all() and ok["logical_flops_per_j"].gt(0).all() and ok["hef_energy"].notna().all()
+
+
+def test_failure_in_one_configuration_keeps_the_others(tiny_suite, fast_options, monkeypatch):
+    from hwprof import kernels
+    real = kernels.build_case
+
+    def flaky(spec, device, seed=0):
+        if spec.precision == "fp64":
+            raise RuntimeError("injected failure\nsecond line")
+        if spec.kernel == "attention" and spec.backend == "flash":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
+        return real(spec, device, seed)
+
+    monkeypatch.setattr(kernels, "build_case", flaky)
+    df = hwprof.run_suite(str(tiny_suite), **fast_options).set_index("config_id")
+    assert df.loc["matmul/64x64x64/fp64/dense/fwd", "status"] == "error"
+    assert df.loc["matmul/64x64x64/fp64/dense/fwd", "reason"] == "RuntimeError: injected failure"
+    assert df.loc["attention/1x2x32x32x16/fp32/causal/flash/fwd", "reason"].startswith("out of memory")
+    assert df.loc["matmul/64x64x64/int8/dense/fwd", "status"] == "ok"        # after the failure
+    assert math.isnan(df.loc["matmul/64x64x64/fp64/dense/fwd", "time_s_median"])
+
+
+def test_nan_output_becomes_an_error_row_without_rates(tiny_suite, fast_options, monkeypatch):
+    from hwprof import kernels
+    real = kernels.build_case
+
+    def poisoned(spec, device, seed=0):
+        case, out = real(spec, device, seed)
+        if spec.precision == "int8":
+            return case, out.float() * float("nan")
+        return case, out
+
+    monkeypatch.setattr(kernels, "build_case", poisoned)
+    df = hwprof.run_suite(str(tiny_suite), **fast_options).set_index("config_id")
+    row = df.loc["matmul/64x64x64/int8/dense/fwd"]
+    assert row["status"] == "error" and "NaN" in row["reason"] and "nonfinite" in row["flags"]
+    assert math.isnan(row["logical_flops_per_s"])
+
+
+def test_meter_that_stops_answering_is_an_error_row(tiny_suite, fast_options, monkeypatch):
+    from hwprof.measuring.meters.base import MeterError
+    import hwprof.running.runner as runner
+    real = runner.measure
+    calls = {"n": 0}
+
+    def dying(fn, timer, meter, policy):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise MeterError("energy meter rapl stopped answering: [Errno 5] Input/output error")
+        return real(fn, timer, meter, policy)
+
+    monkeypatch.setattr(runner, "measure", dying)
+    df = hwprof.run_suite(str(tiny_suite), **fast_options)
+    errors = df[df["status"] == "error"]
+    assert len(errors) == 1 and "stopped answering" in errors["reason"].iloc[0]
+    assert (df["status"] == "ok").sum() == 4
+
+
+def test_configuration_larger_than_free_memory_is_skipped_without_allocating(tiny_suite, fast_options, monkeypatch):
+    import hwprof.running.runner as runner
+    monkeypatch.setattr(runner, "free_memory", lambda device: 1024)
+    df = hwprof.run_suite(str(tiny_suite), **fast_options)
+    supported = df[df["status"] != "unsupported"]
+    assert (df["status"] == "error").all() and df["reason"].str.contains("GiB free").all()
+    assert len(supported) == len(df)
+
+
+def test_resume_completes_only_the_missing_configurations(tiny_suite, fast_options):
+    full = execute(RunOptions(suite=str(tiny_suite), **fast_options))
+    run_dir = full.run_dir
+    csv = run_dir / "results.csv"
+    lines = csv.read_text().splitlines(keepends=True)
+    csv.write_text("".join(lines[:3]))                        # header + 2 rows survived
+    first_two = full.results["config_id"].tolist()[:2]
+    again = execute(RunOptions(resume=run_dir, **fast_options))
+    ids = again.results["config_id"].tolist()
+    assert ids[:2] == first_two and sorted(ids) == sorted(full.results["config_id"])
+    assert len(ids) == len(set(ids))
+    ref = again.results.set_index("config_id").loc["matmul/64x64x64/fp64/dense/fwd"]
+    assert ref["hef_time"] > 0                                # reference came from the first session
+    assert len(again.meta["resumed"]) == 1
