@@ -1,0 +1,61 @@
+import types
+
+import pytest
+import torch
+
+from hwprof.errors import BadInput
+from hwprof.measuring import devices
+from hwprof.measuring.devices import Sensors, cpu_info, describe, max_cpu_mhz, resolve_device, throttled, usable_cpus
+
+
+def test_resolve_device_accepts_the_documented_forms_and_refuses_others():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(None).type in ("cpu", "cuda")
+    for bad in ("tpu", "cuda:x", "gpu", ""):
+        with pytest.raises(BadInput):
+            resolve_device(bad or "  x ")
+    if not torch.cuda.is_available():
+        with pytest.raises(BadInput, match="no CUDA device"):
+            resolve_device("cuda:0")
+
+
+def test_cpu_info_from_a_cpuinfo_file(tmp_path):
+    p = tmp_path / "cpuinfo"
+    p.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\n"
+                 "flags\t\t: fpu avx avx2 fma avx512f avx512_bf16\n\nprocessor\t: 1\nmodel name\t: other\n")
+    info = cpu_info(p)
+    assert info.model == "AMD EPYC 9R14" and info.vendor == "AuthenticAMD"
+    assert {"avx2", "fma", "avx512_bf16"} <= set(info.flags)
+    assert info.usable_cpus == len(usable_cpus()) >= 1
+    assert 1 <= info.compute_cores <= info.usable_cpus
+
+
+def test_max_clock_from_cpufreq_or_unknown(tmp_path, monkeypatch):
+    f = tmp_path / "cpuinfo_max_freq"
+    f.write_text("3700000\n")
+    assert max_cpu_mhz(f) == (3700.0, str(f))
+    monkeypatch.setattr(devices.psutil, "cpu_freq", lambda: None)
+    mhz, source = max_cpu_mhz(tmp_path / "absent")
+    assert mhz == 0.0 and "unknown" in source
+
+
+def test_describe_cpu_with_a_given_clock_has_theoretical_peaks():
+    info = describe(torch.device("cpu"), cpu_max_ghz=3.0)
+    assert info.kind == "cpu" and info.total_memory_bytes > 0
+    assert info.cpu.max_mhz == 3000.0
+    assert info.peaks["fp32"].kind == "theoretical" and info.peaks["fp32"].flops_per_s > 0
+    assert "fp32" in info.to_json()["peaks"]
+
+
+def test_throttled_by_clock_drop_or_temperature_rise():
+    assert not throttled({"clock_mhz": 2000}, {"clock_mhz": 1900})
+    assert throttled({"clock_mhz": 2000}, {"clock_mhz": 1700})
+    assert throttled({"temp_c": 60}, {"temp_c": 71})
+    assert not throttled({}, {})
+
+
+def test_cpu_sensors_snapshot_reads_what_psutil_offers(monkeypatch):
+    monkeypatch.setattr(devices.psutil, "cpu_freq", lambda: types.SimpleNamespace(current=2400.0))
+    monkeypatch.setattr(devices.psutil, "sensors_temperatures",
+                        lambda: {"k10temp": [types.SimpleNamespace(current=55.0)]}, raising=False)
+    assert Sensors(torch.device("cpu")).snapshot() == {"clock_mhz": 2400.0, "temp_c": 55.0}

@@ -1,0 +1,142 @@
+"""Row assembly: every number in a results row is tied to the measurement by an exact identity.
+
+These are the checks that catch a planted bug in the headline numbers (rates doubled, doublings with
+the wrong sign, joules of one window divided by the calls of another, power scaled, mfu off)."""
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwprof.kernels import Case
+from hwprof.kernels.spec import AttentionSpec, MatmulSpec, SparsitySpec
+from hwprof.measuring.devices import DeviceInfo
+from hwprof.measuring.measure import Measurement
+from hwprof.measuring.meters.base import EnergyReading
+from hwprof.measuring.peaks import Peak
+from hwprof.measuring.stats import summarize
+from hwprof.running.rows import base_row, failure_reason, ok_row, with_hef
+
+CPU = torch.device("cpu")
+REF = MatmulSpec((64, 64, 64), "fp32")
+BF16 = MatmulSpec((64, 64, 64), "bf16")
+
+
+def _case(spec, physical=None, bytes_moved=3 * 64 * 64 * 4, density=1.0):
+    return Case(spec=spec, run=lambda: None, logical_flops=spec.logical_flops,
+                physical_flops=spec.logical_flops if physical is None else physical, density=density,
+                backend=spec.backend, bytes_moved=bytes_moved, error_fn=lambda out: 0.0)
+
+
+def _measurement(per_call_s, calls=1000, window_s=None, window_j=None, source="rapl", samples=None):
+    samples = samples or [per_call_s * f for f in (0.99, 1.0, 1.0, 1.01, 1.0, 0.995, 1.005, 1.0, 1.0, 1.0)]
+    window_s = per_call_s * calls if window_s is None else window_s
+    reading = EnergyReading(window_j, window_s, source)
+    return Measurement(samples, 10, calls, window_s, reading, summarize(samples), 0.1, [], window_s)
+
+
+def _info(peaks=None):
+    return DeviceInfo("cpu", "test cpu", "cpu", 2**34, peaks or {})
+
+
+def test_reference_row_identities_exactly():
+    m = _measurement(1e-3, calls=2000, window_j=50.0)      # 2 s window, 50 J: 25 W, 25 mJ per call
+    row = ok_row(REF, _case(REF), m, CPU, _info({"fp32": Peak(1e9, "test", "theoretical")}), 1e-7, None, {}, {})
+    C = REF.logical_flops
+    assert row.time_s_median == pytest.approx(1e-3)
+    assert row.logical_flops_per_s * row.time_s_median == pytest.approx(C, rel=1e-12)
+    assert row.energy_j == pytest.approx(50.0 / 2000, rel=1e-12)
+    assert row.logical_flops_per_j * row.energy_j == pytest.approx(C, rel=1e-12)
+    assert row.power_w * m.window_s == pytest.approx(50.0, rel=1e-12)
+    assert row.power_w == pytest.approx(25.0, rel=1e-12)
+    assert row.mfu == pytest.approx(row.logical_flops_per_s / 1e9, rel=1e-12)
+    assert row.hef_time == 1.0 and row.hef_energy == 1.0
+    assert row.doublings_time == 0.0 and row.doublings_energy == 0.0
+    assert row.arithmetic_intensity == pytest.approx(C / (3 * 64 * 64 * 4))
+    assert row.repeats == 10 and row.batch == 10 and row.window_s == m.window_s
+
+
+def test_hef_is_reference_time_over_time_and_doublings_have_the_sign_of_log2():
+    ref = ok_row(REF, _case(REF), _measurement(2e-3, window_j=10.0), CPU, _info(), 0.0, None, {}, {})
+    fast = ok_row(BF16, _case(BF16), _measurement(5e-4, window_j=1.0), CPU, _info(), 0.0, ref, {}, {})
+    slow = ok_row(BF16, _case(BF16), _measurement(8e-3, window_j=40.0), CPU, _info(), 0.0, ref, {}, {})
+    assert fast.hef_time == pytest.approx(ref.time_s_median / fast.time_s_median, rel=1e-12) == pytest.approx(4.0)
+    assert fast.hef_energy == pytest.approx(ref.energy_j / fast.energy_j, rel=1e-12)
+    assert fast.doublings_time == pytest.approx(2.0) and fast.doublings_time > 0
+    assert slow.hef_time == pytest.approx(0.25) and slow.doublings_time == pytest.approx(-2.0)
+    assert slow.doublings_energy == pytest.approx(math.log2(slow.hef_energy)) and slow.doublings_energy < 0
+
+
+def test_energy_per_call_uses_the_calls_of_the_same_window():
+    m = _measurement(1e-3, calls=500, window_s=0.5, window_j=7.0)
+    row = ok_row(REF, _case(REF), m, CPU, _info(), 0.0, None, {}, {})
+    assert row.energy_j == pytest.approx(7.0 / 500, rel=1e-12)
+
+
+def test_physical_rate_uses_physical_flops_and_logical_rate_the_logical_count():
+    spec = MatmulSpec((64, 64, 64), "fp32", SparsitySpec("unstructured", 0.1))
+    case = _case(spec, physical=spec.logical_flops // 10, density=0.1)
+    row = ok_row(spec, case, _measurement(1e-4), CPU, _info(), 0.0, None, {}, {})
+    assert row.physical_flops_per_s * row.time_s_median == pytest.approx(spec.logical_flops // 10, rel=1e-12)
+    assert row.logical_flops_per_s / row.physical_flops_per_s == pytest.approx(10.0, rel=1e-3)
+    assert row.density == 0.1 and row.backend == "csr"
+
+
+def test_no_hef_without_an_ok_reference_and_no_rates_without_energy():
+    row = ok_row(BF16, _case(BF16), _measurement(1e-3, window_j=None, source="none"), CPU, _info(), 0.0,
+                 None, {}, {})
+    assert row.hef_time is None and row.doublings_time is None
+    assert row.energy_j is None and row.logical_flops_per_j is None and row.energy_source == "none"
+    failed_ref = base_row(REF, CPU, "error", "boom")
+    assert with_hef(row, BF16, failed_ref).hef_time is None
+
+
+def test_estimate_energy_is_flagged_and_labelled():
+    row = ok_row(REF, _case(REF), _measurement(1e-3, window_j=3.0, source="estimate"), CPU, _info(), 0.0,
+                 None, {}, {})
+    assert row.energy_source == "estimate" and "estimate" in row.flags.split(",")
+
+
+def test_throttle_flag_from_sensor_snapshots():
+    row = ok_row(REF, _case(REF), _measurement(1e-3), CPU, _info(), 0.0, None,
+                 {"clock_mhz": 2000.0, "temp_c": 50.0}, {"clock_mhz": 1500.0, "temp_c": 52.0})
+    assert "throttled" in row.flags and row.clock_mhz_start == 2000.0 and row.clock_mhz_end == 1500.0
+
+
+def test_base_row_density_for_both_kernels():
+    assert base_row(MatmulSpec((8, 8, 8), "fp32", SparsitySpec("block", 0.25, 4)), CPU, "unsupported").density == 0.25
+    att = AttentionSpec((1, 1, 4, 4, 8), "fp32", "causal", "flash")
+    assert base_row(att, CPU, "unsupported").density == pytest.approx(10 / 16)
+
+
+def test_failure_reason_is_one_line_and_names_memory():
+    assert failure_reason(RuntimeError("first\nsecond")) == "RuntimeError: first"
+    assert failure_reason(MemoryError()).startswith("out of memory")
+    assert failure_reason(RuntimeError("CUDA out of memory. Tried")).startswith("out of memory")
+    assert failure_reason(ValueError()) == "ValueError"
+
+
+times = st.floats(min_value=1e-7, max_value=10.0, allow_nan=False)
+joules = st.floats(min_value=1e-6, max_value=1e4, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(t_ref=times, t=times, j_ref=joules, j=joules, calls=st.integers(1, 10**6), calls_ref=st.integers(1, 10**6),
+       peak=st.floats(min_value=1e6, max_value=1e16))
+def test_identities_hold_for_any_measurement(t_ref, t, j_ref, j, calls, calls_ref, peak):
+    info = _info({"bf16": Peak(peak, "p", "datasheet"), "fp32": Peak(peak, "p", "datasheet")})
+    m_ref = _measurement(t_ref, calls=calls_ref, window_s=1.5, window_j=j_ref)
+    m = _measurement(t, calls=calls, window_s=2.5, window_j=j)
+    ref = ok_row(REF, _case(REF), m_ref, CPU, info, 0.0, None, {}, {})
+    row = ok_row(BF16, _case(BF16), m, CPU, info, 0.0, ref, {}, {})
+    C = BF16.logical_flops
+    assert math.isclose(row.logical_flops_per_s * row.time_s_median, C, rel_tol=1e-9)
+    assert math.isclose(row.logical_flops_per_j * row.energy_j, C, rel_tol=1e-9)
+    assert math.isclose(row.energy_j * calls, j, rel_tol=1e-9)
+    assert math.isclose(row.power_w * 2.5, j, rel_tol=1e-9)
+    assert math.isclose(row.hef_time, ref.time_s_median / row.time_s_median, rel_tol=1e-9)
+    assert math.isclose(row.hef_energy, ref.energy_j / row.energy_j, rel_tol=1e-9)
+    assert math.isclose(row.doublings_time, math.log2(row.hef_time), rel_tol=1e-9, abs_tol=1e-12)
+    assert math.isclose(row.doublings_energy, math.log2(row.hef_energy), rel_tol=1e-9, abs_tol=1e-12)
+    assert math.isclose(row.mfu, row.logical_flops_per_s / peak, rel_tol=1e-9)
