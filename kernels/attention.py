@@ -7,26 +7,32 @@ here in query chunks, so it never materialises the full score matrix and scales 
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 
 from hwprof.kernels.case import Case, max_rel_error, nbytes
 from hwprof.kernels.errors import Unsupported
-from hwprof.kernels.precision import PRECISIONS
+from hwprof.kernels.precision import PRECISIONS, fp32_matmul_mode
 from hwprof.kernels.spec import AttentionSpec
 
 REFERENCE_CHUNK_BYTES = 256 * 2**20     # fp64 scores held at once by the reference
 
 
-def _backend_context(backend: str):
-    if backend == "auto":
-        return nullcontext
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    enum = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
-            "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}[backend]
-    return lambda: sdpa_kernel([enum])
+@contextmanager
+def _attention_context(backend: str, device: torch.device):
+    """The chosen SDPA backend, and fp32 pinned to IEEE (the math backend's matmuls would otherwise follow
+    the global TF32 switch)."""
+    with fp32_matmul_mode(device, tf32=False):
+        if backend == "auto":
+            yield
+            return
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        enum = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION,
+                "efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}[backend]
+        with sdpa_kernel([enum]):
+            yield
 
 
 def build_mask(mask: str, sq: int, sk: int, device: torch.device) -> torch.Tensor | None:
@@ -99,6 +105,24 @@ def _allowed(mask: str, start: int, rows: int, sk: int, device) -> torch.Tensor 
     return (j <= i) & (j > i - w)
 
 
+_SDP_NAMES = {"MATH": "math", "FLASH_ATTENTION": "flash", "EFFICIENT_ATTENTION": "efficient",
+              "CUDNN_ATTENTION": "cudnn"}
+
+
+def resolve_backend(backend: str, q, k, v, kwargs: dict) -> str:
+    """The backend that runs: the named one, or for `auto` the one torch's dispatcher picks for these inputs
+    (torch._fused_sdp_choice); "math" when torch cannot say, since that counts the dense work."""
+    if backend != "auto":
+        return backend
+    try:
+        from torch.nn.attention import SDPBackend
+        choice = torch._fused_sdp_choice(q, k, v, kwargs.get("attn_mask"), 0.0, kwargs.get("is_causal", False),
+                                         enable_gqa=kwargs.get("enable_gqa", False))
+        return _SDP_NAMES.get(SDPBackend(choice).name, "math")
+    except (AttributeError, TypeError, ValueError, RuntimeError):
+        return "math"
+
+
 def build_attention(spec: AttentionSpec, device: torch.device, seed: int) -> Case:
     check_support(spec, device)
     dtype = PRECISIONS[spec.precision].dtype
@@ -130,6 +154,10 @@ def build_attention(spec: AttentionSpec, device: torch.device, seed: int) -> Cas
 
         error_fn = lambda out: max_rel_error([out], reference_attention(q, k, v, spec.mask))  # noqa: E731
 
-    return Case(spec=spec, run=run, logical_flops=spec.logical_flops, physical_flops=spec.physical_flops,
-                density=spec.density, backend=spec.backend, bytes_moved=io, error_fn=error_fn,
-                context=_backend_context(spec.backend))
+    ran = resolve_backend(spec.backend, qd, kd, vd, kwargs)
+    # torch's math backend on CPU upcasts fp16/bf16 inputs to fp32 and computes there (seen at the dispatcher);
+    # the row says so rather than credit a 16-bit format with fp32 arithmetic.
+    flags = ("upcast-fp32",) if device.type == "cpu" and ran == "math" and dtype in (torch.float16, torch.bfloat16) else ()
+    return Case(spec=spec, run=run, logical_flops=spec.logical_flops, physical_flops=spec.physical_flops(ran),
+                density=spec.density, backend=spec.backend if spec.backend != "auto" else f"auto:{ran}", bytes_moved=io, error_fn=error_fn,
+                context=lambda: _attention_context(spec.backend, device), operands={"q": qd, "k": kd, "v": vd}, flags=flags)

@@ -22,6 +22,9 @@ class Case:
     error_fn: Callable[[Any], float]          # rel_error of an output of run()
     context: Callable[[], AbstractContextManager] = nullcontext
     extras: dict[str, float] = field(default_factory=dict)   # more columns, e.g. pruning_error
+    # The tensors run() multiplies, as it holds them (dtype, layout, strides): what "runs as declared" means.
+    operands: dict[str, Any] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()               # what a row must say about how this case really computes
 
     def rel_error(self, output: Any) -> float:
         return self.error_fn(output)

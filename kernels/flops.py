@@ -63,3 +63,17 @@ def mask_pairs(mask: str, sq: int, sk: int) -> int:
     if mask.startswith("window:"):
         return window_pairs(sq, sk, int(mask.split(":", 1)[1]))
     raise ValueError(f"unknown mask {mask!r}")
+
+
+# Backends that skip the key blocks a causal mask excludes (flash: torch's CUDA and CPU kernels; memory-
+# efficient and cuDNN on CUDA). Any mask passed as a dense boolean tensor, and the `math` backend, compute
+# every (q, k) pair and mask the scores afterwards.
+BLOCK_SKIPPING_BACKENDS = ("flash", "efficient", "cudnn")
+
+
+def executed_pairs(mask: str, sq: int, sk: int, backend: str) -> int:
+    """(q, k) pairs the attention kernel really computes for this mask on this backend."""
+    if mask == "causal" and backend in BLOCK_SKIPPING_BACKENDS:
+        return causal_pairs(sq, sk)
+    mask_pairs(mask, sq, sk)          # validates the mask
+    return sq * sk

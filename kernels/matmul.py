@@ -7,14 +7,13 @@ operands (after pruning), so the error a precision costs is visible next to the 
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
 
 import torch
 
 from hwprof.kernels import flops
 from hwprof.kernels.case import Case, max_rel_error, rel_error
 from hwprof.kernels.errors import Unsupported
-from hwprof.kernels.precision import PRECISIONS
+from hwprof.kernels.precision import PRECISIONS, fp32_matmul_mode
 from hwprof.kernels.sparsity import prune
 from hwprof.kernels.spec import MatmulSpec
 
@@ -38,8 +37,10 @@ def check_support(spec: MatmulSpec, device: torch.device) -> None:
     if family == "fp8":
         if batched:
             raise Unsupported("torch._scaled_mm (fp8) is 2-D only; use an [M, N, K] shape")
-        if m % 16 or n % 16 or k % 16:
-            raise Unsupported(f"torch._scaled_mm (fp8) needs M, N and K divisible by 16 (got {m}x{n}x{k})")
+        if cuda and (k % 16 or n % 16):
+            # aten/src/ATen/native/cuda/Blas.cpp: mat1.size(1) (K) and mat2.size(1) (N) must be multiples of 16;
+            # M is free. The CPU kernel has no such rule.
+            raise Unsupported(f"torch._scaled_mm (fp8) on CUDA needs K and N divisible by 16 (got {m}x{n}x{k})")
         if cuda and cap < (8, 9):
             raise Unsupported(f"fp8 matmul needs sm_89 (Ada) or sm_90 (Hopper); this GPU is sm_{cap[0]}{cap[1]}")
     if family == "int8":
@@ -66,22 +67,14 @@ def check_support(spec: MatmulSpec, device: torch.device) -> None:
                                   "(torch.sparse.to_sparse_semi_structured has no CPU kernel)")
             if cap < (8, 0):
                 raise Unsupported(f"2:4 semi-structured sparsity needs sm_80 or newer; this GPU is sm_{cap[0]}{cap[1]}")
+            if spec.precision == "fp32":
+                # torch's semi-structured float32 kernels (cuSPARSELt and CUTLASS) compute in TF32: sparse
+                # tensor cores have no IEEE fp32 mode. A row called fp32 would count TF32's speed as sparsity's.
+                raise Unsupported("2:4 has no IEEE fp32 kernel: torch's semi-structured float32 matmul computes in "
+                                  "TF32 (sparse tensor cores have no fp32 mode); measure tf32 with 2:4, referenced "
+                                  "against dense fp32 and beside dense tf32")
             if batched:
                 raise Unsupported("2:4 semi-structured matmul is measured 2-D only")
-
-
-@contextmanager
-def _matmul_precision(device: torch.device, allow_tf32: bool):
-    """fp32 is IEEE and tf32 is tensor-core TF32 on CUDA; the global switch is restored afterwards."""
-    if device.type != "cuda":
-        yield
-        return
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def _scale(t: torch.Tensor, qmax: float) -> torch.Tensor:
@@ -115,7 +108,7 @@ def build_matmul(spec: MatmulSpec, device: torch.device, seed: int) -> Case:
 
     out_bytes = b * m * n * (4 if prec.family == "int8" else 2 if prec.family == "fp8" else prec.element_bytes)
     io_bytes = b * (m * k + k * n) * prec.element_bytes + out_bytes
-    context = lambda: _matmul_precision(device, allow_tf32=prec.family == "tf32")  # noqa: E731
+    context = lambda: fp32_matmul_mode(device, tf32=prec.family == "tf32")  # noqa: E731
 
     def reference() -> torch.Tensor:
         return a_pruned.double() @ bmat.double()
@@ -123,21 +116,26 @@ def build_matmul(spec: MatmulSpec, device: torch.device, seed: int) -> Case:
     if prec.family == "fp8":
         sa, sb = _scale(a_pruned, FP8_MAX), _scale(bmat, FP8_MAX)
         a8 = (a_pruned / sa).to(torch.float8_e4m3fn)
-        b8 = (bmat / sb).to(torch.float8_e4m3fn).t().contiguous().t()    # column-major, as _scaled_mm requires
-        run = lambda: torch._scaled_mm(a8, b8, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)  # noqa: E731
+        b8 = column_major((bmat / sb).to(torch.float8_e4m3fn))     # _scaled_mm requires B column-major
+        operands = {"a": a8, "b": b8}
+        run = lambda: _first(torch._scaled_mm(a8, b8, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16))  # noqa: E731
         error_fn = lambda out: rel_error(out, reference())  # noqa: E731
     elif prec.family == "int8":
         sa, sb = _scale(a_pruned, INT8_MAX), _scale(bmat, INT8_MAX)
         a8 = torch.round(a_pruned / sa).clamp(-INT8_MAX, INT8_MAX).to(torch.int8)
-        b8 = torch.round(bmat / sb).clamp(-INT8_MAX, INT8_MAX).to(torch.int8)
+        # cuBLASLt's int8 tensor-core kernels want the "TN" layout (B column-major); torch's own int8 2:4 tests
+        # refuse a row-major B. Column-major B is also the faster layout for the CPU's _int_mm.
+        b8 = column_major(torch.round(bmat / sb).clamp(-INT8_MAX, INT8_MAX).to(torch.int8))
         if pattern == "2:4":                 # quantizing keeps zeros zero, so the 2:4 pattern survives
             a8_sparse = _semi_structured(a8)
-            run = lambda: torch.mm(a8_sparse, b8)  # noqa: E731
+            operands = {"a": a8_sparse, "b": b8}
+            run = int8_semi_structured_mm(a8_sparse, b8)
         else:
+            operands = {"a": a8, "b": b8}
             run = lambda: torch._int_mm(a8, b8)  # noqa: E731
         error_fn = lambda out: rel_error(out.double() * (sa.double() * sb.double()), reference())  # noqa: E731
     elif pattern == "dense" and spec.pass_ == "fwd+bwd":
-        run, error_fn = _fwd_bwd(a_pruned, bmat, prec.dtype, gen)
+        run, error_fn, operands = _fwd_bwd(a_pruned, bmat, prec.dtype, gen)
     else:
         a_op = a_pruned.to(prec.dtype)
         with warnings.catch_warnings():
@@ -149,11 +147,34 @@ def build_matmul(spec: MatmulSpec, device: torch.device, seed: int) -> Case:
             elif pattern == "2:4":
                 a_op = _semi_structured(a_op)
         b_op = bmat.to(prec.dtype)
+        operands = {"a": a_op, "b": b_op}
         run = (lambda: torch.mm(a_op, b_op)) if pattern != "dense" else (lambda: torch.matmul(a_op, b_op))
         error_fn = lambda out: rel_error(out, reference())  # noqa: E731
 
     return Case(spec=spec, run=run, logical_flops=spec.logical_flops, physical_flops=physical, density=density,
-                backend=spec.backend, bytes_moved=io_bytes, error_fn=error_fn, context=context, extras=extras)
+                backend=spec.backend, bytes_moved=io_bytes, error_fn=error_fn, context=context, extras=extras,
+                operands=operands)
+
+
+def column_major(t: torch.Tensor) -> torch.Tensor:
+    """The same matrix stored column-major (stride (1, rows))."""
+    return t.t().contiguous().t()
+
+
+def _first(out):
+    """torch._scaled_mm returned (out, amax) before torch 2.5 and returns out since."""
+    return out[0] if isinstance(out, tuple) else out
+
+
+def int8_semi_structured_mm(a_sparse, b_col: torch.Tensor):
+    """A call of torch's int8 2:4 kernel the way torch's own tests make it: B column-major (row/column layout;
+    a row-major B is refused) and an int32 output (torch.mm on int8 returns int8, which saturates).
+    cuSPARSELt: torch._cslt_sparse_mm on the compressed tensor; CUTLASS: torch._sparse_semi_structured_mm."""
+    if getattr(a_sparse, "BACKEND", "") == "cusparselt":
+        packed = a_sparse.packed
+        return lambda: torch._cslt_sparse_mm(packed, b_col, out_dtype=torch.int32)
+    values, meta = a_sparse.values(), a_sparse.indices()
+    return lambda: torch._sparse_semi_structured_mm(values, meta, b_col, out_dtype=torch.int32)
 
 
 def _semi_structured(a: torch.Tensor) -> torch.Tensor:
@@ -181,4 +202,4 @@ def _fwd_bwd(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, gen: torch.Ge
         refs = [a64 @ b64, g64 @ b64.transpose(-1, -2), a64.transpose(-1, -2) @ g64]
         return max_rel_error(list(output), refs)
 
-    return run, error_fn
+    return run, error_fn, {"a": a_op, "b": b_op}

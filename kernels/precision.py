@@ -1,6 +1,7 @@
 """Precisions a case can be realised in."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -31,3 +32,28 @@ PRECISIONS: dict[str, Precision] = {
 }
 ATTENTION_PRECISIONS = ("fp64", "fp32", "fp16", "bf16")
 
+
+
+@contextmanager
+def fp32_matmul_mode(device: torch.device, tf32: bool):
+    """fp32 matmuls in IEEE fp32 (tf32=False) or tensor-core TF32 on CUDA, whatever the global switch says;
+    restored afterwards. torch >= 2.9 has the fp32-precision API, and reading the legacy `allow_tf32` after
+    it was used raises, so the new API is used wherever it exists (torch/backends/cuda/__init__.py)."""
+    if device.type != "cuda":
+        yield
+        return
+    mm = torch.backends.cuda.matmul
+    if hasattr(mm, "fp32_precision"):
+        before = mm.fp32_precision
+        mm.fp32_precision = "tf32" if tf32 else "ieee"
+        try:
+            yield
+        finally:
+            mm.fp32_precision = before
+        return
+    before = mm.allow_tf32
+    mm.allow_tf32 = tf32
+    try:
+        yield
+    finally:
+        mm.allow_tf32 = before

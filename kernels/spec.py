@@ -181,10 +181,12 @@ class AttentionSpec:
         b, h, sq, sk, d, _ = self.dims
         return flops.with_pass(flops.attention_fwd_flops(b, h, sq, sk, d), self.pass_, "attention")
 
-    @property
-    def physical_flops(self) -> int:
+    def physical_flops(self, backend: str) -> int:
+        """FLOPs the realisation executes on `backend` (the one that really ran, after `auto` is resolved):
+        the causal pairs where the kernel skips masked blocks, every pair otherwise."""
         b, h, sq, sk, d, _ = self.dims
-        return flops.with_pass(flops.attention_fwd_flops(b, h, sq, sk, d, pairs=self.pairs), self.pass_, "attention")
+        pairs = flops.executed_pairs(self.mask, sq, sk, backend)
+        return flops.with_pass(flops.attention_fwd_flops(b, h, sq, sk, d, pairs=pairs), self.pass_, "attention")
 
     @property
     def sparsity_column(self) -> str:

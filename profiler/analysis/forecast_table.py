@@ -28,7 +28,8 @@ FIELDS = {
     "excess_loss_ratio": "X(t) = C(t)^(-kappa) at the horizon",
     "loss_start": "compute-optimal loss with one year of compute at E0 (with law = chinchilla)",
     "loss_end": "compute-optimal loss at the horizon (with law = chinchilla)",
-    "years_to_target": "years until X reaches target_ratio (inf: never)",
+    "years_to_target": "years until X reaches target_ratio (null: never, with the reason in years_to_target_note)",
+    "years_to_target_note": "why years_to_target is null, when it is",
     "doublings": "log2(hef_energy): the configuration's worth in efficiency doublings over the fp32 reference",
     "years_of_progress": "doublings / doublings_per_year: years of efficiency progress the setting is worth",
     "train_flops": "6*N*D logical FLOPs of the training-cost view",
@@ -124,8 +125,13 @@ def forecast_rows(df: pd.DataFrame, s: Scenario) -> list[dict]:
             "compute_per_year_start": year, "compute_per_year_end": year * 2 ** (s.doublings_per_year * s.years),
             "cumulative_compute_years": cum, "cumulative_flops": year * cum, "excess_loss_ratio": x,
             "loss_start": law.optimal_loss(year) if law else None,
-            "loss_end": law.optimal_loss(year * cum) if law else None,
-            "years_to_target": years_target, "doublings": doublings,
+            # L(t) = E + (L0 - E) * X(t) with the scenario's kappa (for Chinchilla's own kappa this equals its
+            # compute-optimal loss at year*cum exactly; a user's kappa is then used for losses and X alike)
+            "loss_end": fc.loss_at(s.years, law.optimal_loss(year), law.E, kappa, s.doublings_per_year) if law else None,
+            "years_to_target": years_target if math.isfinite(years_target) else None,
+            "years_to_target_note": "" if math.isfinite(years_target) else
+            "never: with this doublings_per_year cumulative compute stays bounded below what the target needs",
+            "doublings": doublings,
             "years_of_progress": (doublings / s.doublings_per_year) if doublings is not None and s.doublings_per_year else None,
         }
         if s.train_params:
@@ -136,15 +142,26 @@ def forecast_rows(df: pd.DataFrame, s: Scenario) -> list[dict]:
 
 
 def trajectories(rows: list[dict], s: Scenario, max_series: int = 6) -> list[dict]:
-    """Curves for the plot: the reference-like rows and the most efficient ones."""
+    """Curves for the plot, for the most efficient configurations. X(t) in units of a configuration's own
+    first year is the same curve for every configuration, so what is drawn is what differs between them:
+    the compute-optimal loss (with a law), else X measured against the reference's first year of compute
+    (hef_energy x C(t))^-kappa."""
     kappa = s.effective_kappa
+    law = fc.ChinchillaLaw() if s.law == "chinchilla" else None
     steps = [s.years * i / 50 for i in range(51)]
     chosen = sorted(rows, key=lambda r: -r["e0_flops_per_j"])[:max_series]
-    return [{"label": r["config_id"], "years": steps,
-             "cumulative_logical_flops": [r["compute_per_year_start"] * fc.cumulative_compute(t, s.doublings_per_year)
-                                          for t in steps],
-             "excess_loss_ratio": [fc.excess_loss_ratio(t, kappa, s.doublings_per_year) for t in steps]}
-            for r in chosen]
+    out = []
+    for r in chosen:
+        cum = [fc.cumulative_compute(t, s.doublings_per_year) for t in steps]
+        series = {"label": r["config_id"], "years": steps,
+                  "cumulative_logical_flops": [r["compute_per_year_start"] * c for c in cum]}
+        if law:
+            series["loss"] = [fc.loss_at(t, r["loss_start"], law.E, kappa, s.doublings_per_year) for t in steps]
+        else:
+            hef = 2.0 ** r["doublings"] if r.get("doublings") is not None else 1.0
+            series["excess_loss_ratio_vs_reference"] = [(hef * c) ** (-kappa) for c in cum]
+        out.append(series)
+    return out
 
 
 def write_forecast(run_dir: Path, s: Scenario) -> list[Path]:
@@ -164,11 +181,10 @@ def write_forecast(run_dir: Path, s: Scenario) -> list[Path]:
         "note": "kernel-level figures: real training adds overheads (communication, data, idle) the kernel does not see",
         "fields": FIELDS, "configurations": rows, "trajectories": trajectories(rows, s),
     }
-    atomic_write_text(json_path, json.dumps(doc, indent=2, default=_json_default) + "\n")
+    # allow_nan=False: a stray inf/NaN fails here instead of writing `Infinity`, which is not JSON
+    atomic_write_text(json_path, json.dumps(doc, indent=2, default=_json_default, allow_nan=False) + "\n")
     return [csv_path, json_path]
 
 
 def _json_default(v):
-    if isinstance(v, float) and math.isinf(v):
-        return "inf"
     return str(v)

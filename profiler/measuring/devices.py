@@ -150,7 +150,8 @@ def describe(device: torch.device, cpu_max_ghz: float | None = None) -> DeviceIn
             "mem_bw_bytes_per_s": entry.mem_bw_bytes_per_s if entry else None,
         }
         gpu.update(nvml_static(device))
-        return DeviceInfo(str(device), props.name, "cuda", props.total_memory, gpu_peaks(props.name), cpu, gpu)
+        return DeviceInfo(str(device), props.name, "cuda", props.total_memory,
+                          gpu_peaks(props.name, props.multi_processor_count), cpu, gpu)
     peaks = cpu_peaks(set(cpu.flags), cpu.vendor, cpu.compute_cores, cpu.max_mhz / 1000.0)
     return DeviceInfo("cpu", cpu.model, "cpu", psutil.virtual_memory().total, peaks, cpu)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -18,34 +19,63 @@ class Peak:
 @dataclass(frozen=True)
 class GpuEntry:
     name: str
-    match: tuple[str, ...]
+    names: tuple[str, ...]           # exact device names (as NVML/torch report them)
     source: str
     tdp_w: float
     mem_bw_bytes_per_s: float
+    sms: int                         # SMs of the full GPU (a MIG slice has fewer)
     tflops: dict[str, float]
 
 
 @functools.lru_cache(maxsize=1)
 def gpu_table() -> tuple[GpuEntry, ...]:
     text = resources.files("hwprof").joinpath("data/gpu_peaks.toml").read_text()
-    return tuple(GpuEntry(g["name"], tuple(g["match"]), g["source"], float(g["tdp_w"]),
-                          float(g["mem_bw_gbs"]) * 1e9, dict(g["tflops"]))
+    return tuple(GpuEntry(g["name"], tuple(g["names"]), g["source"], float(g["tdp_w"]),
+                          float(g["mem_bw_gbs"]) * 1e9, int(g["sms"]), dict(g["tflops"]))
                  for g in tomllib.loads(text)["gpu"])
 
 
+_MIG = re.compile(r"\s+MIG\s+\S+$", re.IGNORECASE)        # "NVIDIA A100-SXM4-40GB MIG 1g.5gb"
+
+
+def normalize_gpu_name(name: str) -> str:
+    """Case, spacing, hyphens/underscores and the spelling of memory sizes ("80 GB", "80G") normalised."""
+    n = name.lower().replace("-", " ").replace("_", " ")
+    n = re.sub(r"\b(\d+)\s*g(?:b|ib)?\b", r"\1gb", n)
+    n = " ".join(n.split())
+    return n[len("nvidia "):] if n.startswith("nvidia ") else n
+
+
+def split_mig(device_name: str) -> tuple[str, bool]:
+    """(the parent GPU's name, whether this is a MIG slice)."""
+    base = _MIG.sub("", device_name.strip())
+    return base, base != device_name.strip()
+
+
 def match_gpu(device_name: str) -> GpuEntry | None:
-    lname = device_name.lower()
+    """The table entry whose name equals the device's (after normalising); None when unknown."""
+    key = normalize_gpu_name(split_mig(device_name)[0])
     for entry in gpu_table():
-        if any(m.lower() in lname for m in entry.match):
+        if any(normalize_gpu_name(n) == key for n in entry.names):
             return entry
     return None
 
 
-def gpu_peaks(device_name: str) -> dict[str, Peak]:
+def gpu_peaks(device_name: str, sm_count: int | None = None) -> dict[str, Peak]:
+    """Datasheet peaks; for a MIG slice, scaled by its share of the GPU's SMs (sm_count from torch)."""
     entry = match_gpu(device_name)
     if entry is None:
         return {}
-    return {p: Peak(t * 1e12, f"{entry.name}: {entry.source}", "datasheet") for p, t in entry.tflops.items()}
+    _, mig = split_mig(device_name)
+    share = 1.0
+    note = ""
+    if mig:
+        if not sm_count:
+            return {}                 # a slice of unknown size: no peak rather than the whole GPU's
+        share = min(1.0, sm_count / entry.sms)
+        note = f"; MIG slice: {sm_count} of {entry.sms} SMs"
+    return {p: Peak(t * 1e12 * share, f"{entry.name}: {entry.source}{note}", "datasheet")
+            for p, t in entry.tflops.items()}
 
 
 # FLOP per cycle per core for FP32 FMA pipes: 2 FMA units x lanes x 2 FLOP.

@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("run_a", type=Path)
     c.add_argument("run_b", type=Path)
     c.add_argument("--out", type=Path, default=None, help="where to write compare.csv/.md (default: RUN_B)")
+    c.add_argument("--allow-unlike", action="store_true",
+                   help="compare runs measured with different meters, threads, torch or devices (flagged)")
     c.set_defaults(func=cmd_compare)
 
     f = sub.add_parser("forecast", help="feed measured efficiency into the scaling-law forecast")
@@ -156,10 +158,10 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     from hwprof.analysis.compare import compare_runs, write_comparison
     from hwprof.presentation.console import print_comparison
-    table = compare_runs(args.run_a, args.run_b)
+    cmp = compare_runs(args.run_a, args.run_b, allow_unlike=args.allow_unlike)
     out = args.out or args.run_b
-    paths = write_comparison(table, Path(out), args.run_a, args.run_b)
-    print_comparison(table)
+    paths = write_comparison(cmp, Path(out), args.run_a, args.run_b)
+    print_comparison(cmp)
     for p in paths:
         print(p)
     return 0

@@ -81,9 +81,15 @@ def print_devices(surveys: list, console: Console | None = None) -> None:
         console.print(t)
 
 
-def print_comparison(table: pd.DataFrame, console: Console | None = None) -> None:
+def print_comparison(cmp, console: Console | None = None) -> None:
+    """`hwprof compare` (analysis.compare.Comparison)."""
     console = console or make_console()
-    t = Table(title="compare: ratios B / A (significant = 95% CIs of the median times do not overlap)")
+    table = cmp.table
+    if cmp.unlike:
+        console.print(f"[yellow]runs measured under different conditions: {'; '.join(cmp.unlike)}[/]")
+    if table["energy_estimated"].any():
+        console.print("[yellow]FLOP/J ratios involve an estimated energy (TDP x utilisation), not a measurement[/]")
+    t = Table(title="compare: ratios B / A (significant = CIs of the median times do not overlap)")
     for col in ("configuration", "status A/B", "time", "logical FLOP/s", "FLOP/J", "hef time", "rel error", "significant"):
         t.add_column(col, overflow="fold")
     for r in table.to_dict("records"):

@@ -52,12 +52,15 @@ def hef_bars(df: pd.DataFrame):
     ax.barh([i + 0.2 for i in y], ok["hef_time"], height=0.4, label="time", color="#1f77b4")
     energy = ok["hef_energy"].fillna(0)
     if energy.gt(0).any():
-        ax.barh([i - 0.2 for i in y], energy.where(energy > 0), height=0.4, label="energy", color="#ff7f0e")
+        estimated = ok.loc[energy > 0, "energy_source"].eq("estimate").any()
+        label = "energy (ESTIMATE: TDP x utilisation, not measured)" if estimated else "energy"
+        ax.barh([i - 0.2 for i in y], energy.where(energy > 0), height=0.4, label=label, color="#ff7f0e")
     ax.set_yticks(list(y))
     ax.set_yticklabels(labels, fontsize=7)
     ax.set_xscale("log")
     ax.axvline(1.0, color="k", lw=1)
-    ax.set_xlabel("hidden-efficiency factor vs dense fp32 reference (log; 1x = reference)")
+    ax.set_xlabel("hidden-efficiency factor (log; 1x = reference): matmul vs dense fp32; "
+                  "attention vs fp32 math with the same mask", fontsize=8)
     ax.legend(loc="lower right")
     ax.set_title("Hidden-efficiency factor per configuration")
     fig.tight_layout()
@@ -127,19 +130,26 @@ def forecast_curves(forecast: dict):
     if not series:
         return None
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    with_loss = "loss" in series[0]
     for s in series:
         ax1.plot(s["years"], s["cumulative_logical_flops"], label=s["label"])
-        ax2.plot(s["years"], s["excess_loss_ratio"], label=s["label"])
+        ax2.plot(s["years"], s["loss"] if with_loss else s["excess_loss_ratio_vs_reference"], label=s["label"])
     ax1.set_yscale("log")
     ax1.set_xlabel("years")
     ax1.set_ylabel("cumulative logical FLOPs within the power budget")
     ax2.set_xlabel("years")
-    ax2.set_ylabel("excess-loss ratio X(t)")
-    target = forecast.get("scenario", {}).get("target_ratio")
-    if target:
-        ax2.axhline(target, ls="--", color="grey")
+    if with_loss:
+        ax2.set_ylabel("compute-optimal loss (scaling law)")
+    else:
+        ax2.set_ylabel("excess-loss ratio vs the reference's first year")
+        target = forecast.get("scenario", {}).get("target_ratio")
+        if target:
+            ax2.axhline(target, ls="--", color="grey")
     ax2.legend(fontsize=7)
-    fig.suptitle(f"Forecast: {forecast.get('scenario', {}).get('doublings_per_year')} efficiency doublings/year")
+    title = f"Forecast: {forecast.get('scenario', {}).get('doublings_per_year')} efficiency doublings/year"
+    if forecast.get("energy_source") == "estimate":
+        title += " - E0 from an ESTIMATED energy (TDP x utilisation)"
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 

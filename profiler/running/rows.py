@@ -30,7 +30,7 @@ def ok_row(spec: Spec, case: Case, m: Measurement, device: torch.device, info: D
     t = m.summary.median
     energy = m.energy_per_call_j
     peak = info.peaks.get(spec.precision)
-    flags = list(m.flags)
+    flags = list(case.flags) + list(m.flags)
     if throttled(before, after):
         flags.append("throttled")
     if m.energy.source == "estimate" and energy is not None:
@@ -50,7 +50,9 @@ def ok_row(spec: Spec, case: Case, m: Measurement, device: torch.device, info: D
         clock_mhz_start=before.get("clock_mhz"), clock_mhz_end=after.get("clock_mhz"),
         temp_c_start=before.get("temp_c"), temp_c_end=after.get("temp_c"),
     )
-    row.mfu = eff.mfu(row.logical_flops_per_s, row.peak_flops_per_s)
+    # MFU from the work done: logical FLOP/s of a sparse or causal row can exceed the peak, which would read
+    # as utilisation above 100%.
+    row.mfu = eff.mfu(row.physical_flops_per_s, row.peak_flops_per_s)
     return with_hef(row, spec, reference)
 
 

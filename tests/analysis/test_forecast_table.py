@@ -69,3 +69,76 @@ def test_forecast_needs_energy(tmp_path):
     with pytest.raises(BadInput, match="logical_flops_per_j"):
         from hwprof.analysis.forecast_table import write_forecast
         write_forecast(df.attrs["run_dir"], Scenario())
+
+
+def _df(e0=1e10, doublings=1.0, rate=1e11):
+    import pandas as pd
+    return pd.DataFrame([{"config_id": "c", "status": "ok", "logical_flops_per_j": e0, "energy_source": "rapl",
+                          "doublings_energy": doublings, "logical_flops_per_s": rate}])
+
+
+def test_per_configuration_arithmetic_follows_the_formulas():
+    import math
+    from hwprof.analysis import forecast as fc
+    from hwprof.analysis.forecast_table import forecast_rows
+    s = Scenario(power_watts=500.0, years=4.0, doublings_per_year=0.5, kappa=None, law="chinchilla",
+                 target_ratio=0.5, train_params=1e9, train_tokens=2e10).validate()
+    (r,) = forecast_rows(_df(e0=2e10, doublings=1.5), s)
+    year = 2e10 * 500.0 * 365.25 * 24 * 3600
+    cum = 1 + (2 ** (0.5 * 4) - 1) / (0.5 * math.log(2))
+    assert r["compute_per_year_start"] == pytest.approx(year, rel=1e-12)
+    assert r["compute_per_year_end"] == pytest.approx(year * 4.0, rel=1e-12)
+    assert r["cumulative_compute_years"] == pytest.approx(cum, rel=1e-12)
+    assert r["cumulative_flops"] == pytest.approx(year * cum, rel=1e-12)
+    kappa = fc.ChinchillaLaw().kappa
+    assert r["excess_loss_ratio"] == pytest.approx(cum ** -kappa, rel=1e-12)
+    law = fc.ChinchillaLaw()
+    assert r["loss_end"] == pytest.approx(law.optimal_loss(year * cum), rel=1e-9)   # the law's own kappa
+    assert r["years_of_progress"] == pytest.approx(1.5 / 0.5)
+    assert r["train_flops"] == 6 * 1e9 * 2e10
+    assert r["train_time_s"] == pytest.approx(1.2e20 / 1e11) and r["train_energy_j"] == pytest.approx(1.2e20 / 2e10)
+
+
+def test_a_given_kappa_is_used_for_losses_and_x_alike():
+    from hwprof.analysis import forecast as fc
+    from hwprof.analysis.forecast_table import forecast_rows
+    s = Scenario(years=10.0, doublings_per_year=1.0, kappa=0.05, law="chinchilla").validate()
+    (r,) = forecast_rows(_df(), s)
+    x = r["excess_loss_ratio"]
+    assert x == pytest.approx(r["cumulative_compute_years"] ** -0.05)
+    assert (r["loss_end"] - fc.ChinchillaLaw().E) == pytest.approx((r["loss_start"] - fc.ChinchillaLaw().E) * x)
+
+
+def test_unreachable_target_and_zero_doublings_write_valid_json(tmp_path):
+    import json
+    from hwprof.analysis.forecast_table import forecast_rows, write_forecast
+    from hwprof.running.results import ResultsWriter, Row, SCHEMA_VERSION
+    from hwprof.running.rundir import write_json
+    halving = Scenario(doublings_per_year=-1.0, target_ratio=0.01, years=5.0).validate()
+    (r,) = forecast_rows(_df(), halving)
+    assert r["years_to_target"] is None and r["years_to_target_note"].startswith("never")
+    flat = Scenario(doublings_per_year=0.0, years=3.0).validate()
+    (r0,) = forecast_rows(_df(), flat)
+    assert r0["cumulative_compute_years"] == 4.0 and r0["years_of_progress"] is None
+    w = ResultsWriter(tmp_path / "results.csv")
+    w.append(Row(config_id="c", kernel="matmul", shape="8x8x8", precision="fp32", sparsity="dense", density=1.0,
+                 backend="default", pass_="fwd", device="cpu", status="ok", logical_flops_per_j=1e10,
+                 energy_source="rapl", doublings_energy=0.0, logical_flops_per_s=1e11))
+    w.close()
+    write_json(tmp_path / "run.json", {"tool": "hwprof", "schema_version": SCHEMA_VERSION})
+    for sc in (halving, flat):
+        _, json_path = write_forecast(tmp_path, sc)
+        text = json_path.read_text()
+        assert "Infinity" not in text and "NaN" not in text
+        json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+
+
+def test_plotted_curves_differ_between_configurations():
+    import pandas as pd
+    from hwprof.analysis.forecast_table import forecast_rows, trajectories
+    df = pd.concat([_df(e0=1e10, doublings=0.0).assign(config_id="ref"), _df(e0=4e10, doublings=2.0).assign(config_id="x")])
+    for law in ("chinchilla", None):
+        s = Scenario(law=law, kappa=None if law else 0.1).validate()
+        curves = trajectories(forecast_rows(df, s), s)
+        key = "loss" if law else "excess_loss_ratio_vs_reference"
+        assert curves[0][key] != curves[1][key]

@@ -35,3 +35,24 @@ def test_exit_code_is_1_when_a_check_fails(monkeypatch, capsys):
 def test_energy_check_skips_without_zeus_or_meter():
     (check,) = validate.energy_checks(torch.device("cpu"))
     assert check.verdict == "skip"
+
+
+def test_zeus_joules_compare_like_with_like():
+    from types import SimpleNamespace
+    m = SimpleNamespace(gpu_energy={0: 10.0, 1: 99.0}, cpu_energy={0: 30.0, 1: 20.0}, total_energy=109.0)
+    assert validate.zeus_joules(m, torch.device("cuda", 1)) == 99.0
+    assert validate.zeus_joules(m, torch.device("cpu")) == 50.0                     # every package, not package 0
+    cpu_only = SimpleNamespace(gpu_energy={}, cpu_energy=None, total_energy=0.0)    # what Zeus gives without RAPL
+    assert validate.zeus_joules(cpu_only, torch.device("cpu")) is None
+
+
+def test_energy_check_with_zeus_but_no_rapl_skips_with_a_reason(monkeypatch):
+    import sys
+    import types
+    fake = types.ModuleType("zeus.monitor")
+    fake.ZeusMonitor = lambda **kw: (_ for _ in ()).throw(AssertionError("must not be constructed"))
+    monkeypatch.setitem(sys.modules, "zeus", types.ModuleType("zeus"))
+    monkeypatch.setitem(sys.modules, "zeus.monitor", fake)
+    monkeypatch.setattr(validate, "select_meter", lambda device: (validate.NoMeter(), []))
+    (check,) = validate.energy_checks(torch.device("cpu"))
+    assert check.verdict == "skip" and "RAPL" in check.note

@@ -79,9 +79,22 @@ def test_physical_flops_per_pattern():
     assert flops.sparse_matmul_flops(nnz=10, n=4) == 80
     assert flops.block_sparse_matmul_flops(kept_blocks=3, bm=2, bk=2, n=5) == 2 * 3 * 4 * 5
     spec = AttentionSpec((1, 1, 4, 4, 2), "fp32", "causal")
-    assert spec.physical_flops == 2 * 10 * (2 + 2)
+    assert spec.physical_flops("flash") == 2 * 10 * (2 + 2)
     assert spec.density == pytest.approx(10 / 16)
-    assert spec.physical_flops < spec.logical_flops
+    assert spec.physical_flops("flash") < spec.logical_flops
+
+
+@pytest.mark.parametrize("mask,backend,pairs", [
+    ("causal", "flash", 10), ("causal", "efficient", 10), ("causal", "cudnn", 10),
+    ("causal", "math", 16),                        # math computes every pair, then masks
+    ("window:2", "flash", 16), ("window:2", "math", 16),   # a boolean mask: no backend skips work
+    ("none", "flash", 16),
+])
+def test_physical_attention_flops_are_the_work_the_backend_executes(mask, backend, pairs):
+    spec = AttentionSpec((1, 1, 4, 4, 2), "fp32", mask, backend)
+    assert flops.executed_pairs(mask, 4, 4, backend) == pairs
+    assert spec.physical_flops(backend) == 2 * pairs * (2 + 2)
+    assert spec.logical_flops == 2 * 16 * (2 + 2)                    # the mask never changes C
 
 
 def test_pass_factor_rejects_unknown_pass():

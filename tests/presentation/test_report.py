@@ -61,7 +61,7 @@ def test_markdown_report(two_runs):
 
 
 def test_compare_two_runs_of_the_same_suite(two_runs, capsys):
-    table = compare_runs(*two_runs)
+    table = compare_runs(*two_runs).table
     ok = table[(table.status_a == "ok") & (table.status_b == "ok")]
     assert len(table) == 9 and len(ok) == 7
     assert ok["logical_flops_per_s_ratio"].between(0.2, 5).all()

@@ -50,7 +50,7 @@ def test_reference_row_identities_exactly():
     assert row.logical_flops_per_j * row.energy_j == pytest.approx(C, rel=1e-12)
     assert row.power_w * m.window_s == pytest.approx(50.0, rel=1e-12)
     assert row.power_w == pytest.approx(25.0, rel=1e-12)
-    assert row.mfu == pytest.approx(row.logical_flops_per_s / 1e9, rel=1e-12)
+    assert row.mfu == pytest.approx(row.physical_flops_per_s / 1e9, rel=1e-12)
     assert row.hef_time == 1.0 and row.hef_energy == 1.0
     assert row.doublings_time == 0.0 and row.doublings_energy == 0.0
     assert row.arithmetic_intensity == pytest.approx(C / (3 * 64 * 64 * 4))
@@ -81,6 +81,15 @@ def test_physical_rate_uses_physical_flops_and_logical_rate_the_logical_count():
     assert row.physical_flops_per_s * row.time_s_median == pytest.approx(spec.logical_flops // 10, rel=1e-12)
     assert row.logical_flops_per_s / row.physical_flops_per_s == pytest.approx(10.0, rel=1e-3)
     assert row.density == 0.1 and row.backend == "csr"
+
+
+def test_mfu_of_a_sparse_row_is_the_work_done_over_the_peak():
+    spec = MatmulSpec((64, 64, 64), "fp32", SparsitySpec("unstructured", 0.1))
+    case = _case(spec, physical=spec.logical_flops // 10, density=0.1)
+    peak = 2 * spec.logical_flops / 1e-4 / 10                  # logical rate would be 5x the peak
+    row = ok_row(spec, case, _measurement(1e-4), CPU, _info({"fp32": Peak(peak, "p", "datasheet")}), 0.0,
+                 None, {}, {})
+    assert row.logical_flops_per_s > peak and row.mfu == pytest.approx(0.5, rel=1e-2) and row.mfu <= 1
 
 
 def test_no_hef_without_an_ok_reference_and_no_rates_without_energy():
@@ -139,4 +148,4 @@ def test_identities_hold_for_any_measurement(t_ref, t, j_ref, j, calls, calls_re
     assert math.isclose(row.hef_energy, ref.energy_j / row.energy_j, rel_tol=1e-9)
     assert math.isclose(row.doublings_time, math.log2(row.hef_time), rel_tol=1e-9, abs_tol=1e-12)
     assert math.isclose(row.doublings_energy, math.log2(row.hef_energy), rel_tol=1e-9, abs_tol=1e-12)
-    assert math.isclose(row.mfu, row.logical_flops_per_s / peak, rel_tol=1e-9)
+    assert math.isclose(row.mfu, row.physical_flops_per_s / peak, rel_tol=1e-9)

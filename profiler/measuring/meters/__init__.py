@@ -25,6 +25,10 @@ def select_meter(device, choice: str = "auto", cpu_tdp_watts: float | None = Non
     if choice not in ENERGY_CHOICES:
         raise BadInput(f"energy meter {choice!r}: use one of {', '.join(ENERGY_CHOICES)}")
     notes: list[str] = []
+    if device.type == "cuda" and choice in ("rapl", "estimate"):
+        # CPU-package joules are not the GPU's: never label them as a CUDA row's energy
+        raise BadInput(f"energy meter {choice!r} measures the CPU package, not the GPU {device} runs on; "
+                       "use nvml, auto or none for a CUDA device")
     if device.type == "cuda":
         order = ["nvml"] if choice in ("auto", "nvml") else [choice]
     else:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-import psutil
-
+from hwprof.measuring.cputime import percpu_reader, share
 from hwprof.measuring.devices import usable_cpus
 from hwprof.measuring.meters.base import EnergyMeter
 
@@ -19,29 +18,17 @@ def default_tdp_watts() -> float:
     return DEFAULT_WATTS_PER_CPU * len(usable_cpus())
 
 
-def busy_fraction(t0, t1) -> float:
-    """System-wide busy share of CPU time between two psutil.cpu_times() readings."""
-    def split(t):
-        total = sum(t)
-        idle = t.idle + getattr(t, "iowait", 0.0)
-        return total, idle
-    total0, idle0 = split(t0)
-    total1, idle1 = split(t1)
-    d_total = total1 - total0
-    if d_total <= 0:
-        return 0.0
-    return min(1.0, max(0.0, 1.0 - (idle1 - idle0) / d_total))
-
-
 class EstimateMeter(EnergyMeter):
     source = "estimate"
     min_window_s = 0.25     # cpu_times ticks at 10 ms; a quarter second keeps the utilisation to ~2%
 
-    def __init__(self, tdp_watts: float | None = None, cpu_times: Callable = psutil.cpu_times) -> None:
+    def __init__(self, tdp_watts: float | None = None, cpu_times: Callable[[], list] | None = None,
+                 cpus: list[int] | None = None) -> None:
         super().__init__()
-        self.tdp_watts = float(tdp_watts) if tdp_watts else default_tdp_watts()
+        self.cpus = list(cpus) if cpus is not None else usable_cpus()
+        self.tdp_watts = float(tdp_watts) if tdp_watts else DEFAULT_WATTS_PER_CPU * len(self.cpus)
         self.tdp_from_user = bool(tdp_watts)
-        self._cpu_times = cpu_times
+        self._cpu_times = cpu_times or percpu_reader()
         self._c0 = None
         self.last_utilisation: float | None = None
 
@@ -49,10 +36,12 @@ class EstimateMeter(EnergyMeter):
         self._c0 = self._cpu_times()
 
     def _stop(self, window_s):
-        util = busy_fraction(self._c0, self._cpu_times())
+        # Utilisation over the same CPUs the TDP share covers (this process's affinity), guest counted once,
+        # steal not counted as work: the estimate then has no idle term - an idle CPU set estimates ~0 W.
+        util = share(self._c0, self._cpu_times(), self.cpus).busy_fraction
         self.last_utilisation = util
         return self.tdp_watts * util * window_s, self.source, False
 
     def describe(self) -> str:
-        origin = "given by the user" if self.tdp_from_user else f"default {DEFAULT_WATTS_PER_CPU:g} W x {len(usable_cpus())} CPUs"
-        return f"estimate: TDP {self.tdp_watts:g} W ({origin}) x measured CPU utilisation - not a measurement"
+        origin = "given by the user" if self.tdp_from_user else f"default {DEFAULT_WATTS_PER_CPU:g} W x {len(self.cpus)} usable CPUs"
+        return f"estimate: TDP {self.tdp_watts:g} W ({origin}) x measured utilisation of the same CPUs - not a measurement; no idle draw is included"

@@ -121,3 +121,11 @@ def test_select_meter_for_cuda_with_fake_nvml():
 def test_nvml_on_a_cpu_device_is_refused_with_reason():
     meter, notes = select_meter(torch.device("cpu"), "nvml")
     assert meter.source == "none" and "CPU" in notes[0]
+
+
+@pytest.mark.parametrize("choice", ["rapl", "estimate"])
+def test_cpu_package_meters_are_refused_for_a_cuda_device(choice):
+    """CPU-package joules labelled as a GPU row's energy would be a wrong number: bad input instead."""
+    from hwprof.errors import BadInput
+    with pytest.raises(BadInput, match="CPU package"):
+        select_meter(torch.device("cuda", 0), choice)

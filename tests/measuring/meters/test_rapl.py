@@ -94,3 +94,27 @@ def test_selects_rapl_when_present(two_socket):
     import torch
     meter, notes = select_meter(torch.device("cpu"), "auto", powercap_root=two_socket)
     assert meter.source == "rapl" and notes == []
+
+
+def test_long_windows_count_every_wrap(two_socket):
+    """Two wraps inside one window (a small AMD-like range): each is folded in by the background reader."""
+    import time
+    small = 65_532_610_987            # an AMD max_energy_range_uj (~65.5 kJ)
+    set_energy(two_socket, "intel-rapl:0", small - 1_000_000)
+    (two_socket / "intel-rapl:0" / "max_energy_range_uj").write_text(f"{small}\n")
+    meter = RaplMeter(two_socket, poll_s=0.02)
+    meter.start()
+    set_energy(two_socket, "intel-rapl:0", 2_000_000)            # wrap 1: +3 J
+    time.sleep(0.2)
+    set_energy(two_socket, "intel-rapl:0", small - 1_000_000)    # +(small - 3 J): almost a full lap
+    time.sleep(0.2)
+    set_energy(two_socket, "intel-rapl:0", 4_000_000)            # wrap 2: +5 J
+    reading = meter.stop()
+    assert reading.energy_j == pytest.approx(3 + (small - 3_000_000) * 1e-6 + 5, rel=1e-9)
+
+
+def test_default_poll_interval_stays_below_a_wrap():
+    from hwprof.measuring.meters.rapl import RaplZone
+    amd = [RaplZone(Path("."), "package-0", 65_532_610_987)]
+    assert RaplMeter.default_poll_s(amd) * RaplMeter.MAX_PACKAGE_WATTS * 1e6 < 65_532_610_987 / 2
+    assert RaplMeter.default_poll_s([RaplZone(Path("."), "package-0", MAX)]) == 10.0

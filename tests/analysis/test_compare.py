@@ -1,0 +1,78 @@
+"""compare on synthetic run directories: ratio direction, significance from the intervals, unlike runs."""
+import pandas as pd
+import pytest
+
+from hwprof.analysis.compare import compare_runs, unlike_conditions, write_comparison
+from hwprof.errors import BadInput
+from hwprof.presentation.cli import main
+from hwprof.running.results import ALL_COLUMNS, SCHEMA_VERSION, ResultsWriter, Row
+from hwprof.running.rundir import write_json
+
+META = {"tool": "hwprof", "schema_version": SCHEMA_VERSION, "energy": {"source": "rapl"}, "threads": 2,
+        "torch": "2.13.0+cpu", "device": "cpu", "device_description": {"name": "Test CPU"}}
+
+
+def _row(cid, t, lo, hi, status="ok", energy_source="rapl"):
+    return Row(config_id=cid, kernel="matmul", shape="8x8x8", precision="fp32", sparsity="dense", density=1.0,
+               backend="default", pass_="fwd", device="cpu", status=status, logical_flops=1024,
+               time_s_median=t, time_s_ci_low=lo, time_s_ci_high=hi, energy_j=t * 10, energy_source=energy_source,
+               logical_flops_per_s=1024 / t, logical_flops_per_j=1024 / (t * 10), hef_time=1.0)
+
+
+def _run(path, rows, **meta):
+    path.mkdir()
+    w = ResultsWriter(path / "results.csv")
+    for r in rows:
+        w.append(r)
+    w.close()
+    write_json(path / "run.json", {**META, **meta})
+    return path
+
+
+def test_ratio_direction_and_significance(tmp_path):
+    a = _run(tmp_path / "a", [_row("slow", 1.0, 0.98, 1.02), _row("same", 1.0, 0.95, 1.05), _row("fast", 1.0, 0.99, 1.01),
+                              _row("only-a", 1.0, 0.9, 1.1)])
+    b = _run(tmp_path / "b", [_row("slow", 2.0, 1.9, 2.1),        # disjoint: B is 2x slower
+                              _row("same", 1.02, 1.0, 1.04),      # overlapping: not significant
+                              _row("fast", 0.5, 0.49, 0.51),      # disjoint the other way
+                              _row("only-b", 1.0, 0.9, 1.1)])
+    t = compare_runs(a, b).table.set_index("config_id")
+    assert list(t.index) == ["slow", "same", "fast"]
+    assert t.loc["slow", "time_s_median_ratio"] == pytest.approx(2.0)           # B / A
+    assert t.loc["slow", "logical_flops_per_s_ratio"] == pytest.approx(0.5)
+    assert t.loc["fast", "time_s_median_ratio"] == pytest.approx(0.5)
+    assert bool(t.loc["slow", "significant"]) and bool(t.loc["fast", "significant"])
+    assert not bool(t.loc["same", "significant"]) and bool(t.loc["same", "time_ci_overlap"])
+
+
+def test_touching_intervals_are_not_significant_and_failed_rows_never_are(tmp_path):
+    a = _run(tmp_path / "a", [_row("x", 1.0, 0.9, 1.1), _row("e", 1.0, 0.9, 1.1)])
+    b = _run(tmp_path / "b", [_row("x", 1.2, 1.1, 1.3), _row("e", 5.0, 4.9, 5.1, status="error")])
+    t = compare_runs(a, b).table.set_index("config_id")
+    assert not bool(t.loc["x", "significant"])
+    assert not bool(t.loc["e", "significant"]) and pd.isna(t.loc["e", "time_ci_overlap"])
+
+
+@pytest.mark.parametrize("change,needle", [({"energy": {"source": "estimate"}}, "energy meter"),
+                                           ({"threads": 8}, "threads"), ({"torch": "2.4.0"}, "torch"),
+                                           ({"device": "cuda:0"}, "device")])
+def test_unlike_runs_are_refused_unless_accepted_and_then_said(tmp_path, change, needle, capsys):
+    a = _run(tmp_path / "a", [_row("x", 1.0, 0.9, 1.1)])
+    b = _run(tmp_path / "b", [_row("x", 1.0, 0.9, 1.1)], **change)
+    assert unlike_conditions(META, {**META, **change})
+    with pytest.raises(BadInput, match=needle):
+        compare_runs(a, b)
+    assert main(["compare", str(a), str(b)]) == 2
+    assert main(["compare", str(a), str(b), "--allow-unlike"]) == 0
+    assert "different conditions" in (b / "compare.md").read_text()
+
+
+def test_estimated_energy_is_labelled_in_compare_outputs(tmp_path):
+    est = {"energy": {"source": "estimate"}}
+    a = _run(tmp_path / "a", [_row("x", 1.0, 0.9, 1.1, energy_source="estimate")], **est)
+    b = _run(tmp_path / "b", [_row("x", 1.0, 0.9, 1.1, energy_source="estimate")], **est)
+    cmp = compare_runs(a, b)
+    assert cmp.table.loc[0, "energy_source_a"] == "estimate" and bool(cmp.table.loc[0, "energy_estimated"])
+    write_comparison(cmp, b, a, b)
+    assert "ESTIMATED" in (b / "compare.md").read_text()
+    assert "energy_source_b" in (b / "compare.csv").read_text()
