@@ -1,6 +1,7 @@
 """What hardware hwprof sees: device resolution, CPU/GPU descriptions, free memory, clocks."""
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -160,8 +161,11 @@ def nvml_static(device: torch.device) -> dict:
     """Driver version and clock limits from NVML, or why they are missing."""
     try:
         from hwprof.measuring.nvml import open_device
-        nvml, h = open_device(device)
-        out = {"driver": nvml.nvmlSystemGetDriverVersion()}
+        nvml, target = open_device(device)
+        h = target.handle
+        out = {"driver": nvml.nvmlSystemGetDriverVersion(), "nvml_matched_by": target.matched_by}
+        if target.mig:
+            out["mig"] = "MIG slice: clocks, power and energy NVML reports are the whole board's"
         for key, clock in (("max_sm_clock_mhz", nvml.NVML_CLOCK_SM), ("max_mem_clock_mhz", nvml.NVML_CLOCK_MEM)):
             try:
                 out[key] = nvml.nvmlDeviceGetMaxClockInfo(h, clock)
@@ -170,6 +174,11 @@ def nvml_static(device: torch.device) -> dict:
         return out
     except Exception as e:
         return {"nvml": f"unavailable: {e}"}
+
+
+def device_current(device: torch.device):
+    """A context in which `device` is torch's current CUDA device (a no-op for the CPU)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def free_memory(device: torch.device) -> int:
@@ -182,13 +191,16 @@ def free_memory(device: torch.device) -> int:
 class Sensors:
     """Clock and temperature snapshots around a measurement, to flag throttling (not an energy monitor)."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, nvml=None):
         self.device = device
         self._nvml = self._handle = None
-        if device.type == "cuda":
+        if nvml is not None:                  # (pynvml, handle), for tests
+            self._nvml, self._handle = nvml
+        elif device.type == "cuda":
             try:
                 from hwprof.measuring.nvml import open_device
-                self._nvml, self._handle = open_device(device)
+                self._nvml, target = open_device(device)
+                self._handle = target.handle
             except Exception:
                 self._nvml = None
 
@@ -201,6 +213,13 @@ class Sensors:
                             ("temp_c", lambda: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU))):
                 try:
                     out[key] = float(fn())
+                except Exception:
+                    pass
+            reasons = getattr(n, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
+                getattr(n, "nvmlDeviceGetCurrentClocksThrottleReasons", None)      # the pre-12.4 name
+            if reasons is not None:
+                try:
+                    out["clock_event_reasons"] = float(int(reasons(h)))
                 except Exception:
                     pass
             return out
@@ -218,9 +237,19 @@ class Sensors:
         return out
 
 
+# nvmlClocksEventReasons bits that mean the clocks were held down: SW power cap (0x4), HW slowdown (0x8),
+# SW thermal (0x20), HW thermal (0x40), HW power brake (0x80). Idle (0x1), application clocks (0x2), sync
+# boost (0x10) and display clock (0x100) are not throttling.
+THROTTLE_REASONS_MASK = 0x4 | 0x8 | 0x20 | 0x40 | 0x80
+
+
 def throttled(before: dict[str, float], after: dict[str, float],
               clock_drop: float = 0.10, temp_rise_c: float = 10.0) -> bool:
-    """A clock drop of more than 10% or a temperature rise of 10 C across one measurement."""
+    """On NVIDIA GPUs: NVML's clock-event reasons name a power or thermal slowdown at either end of the window.
+    Elsewhere (no reasons): a clock drop of more than 10% or a temperature rise of 10 C across the window."""
+    reasons = [int(s["clock_event_reasons"]) for s in (before, after) if "clock_event_reasons" in s]
+    if reasons:
+        return any(r & THROTTLE_REASONS_MASK for r in reasons)
     b, a = before.get("clock_mhz"), after.get("clock_mhz")
     if b and a and a < (1.0 - clock_drop) * b:
         return True

@@ -61,12 +61,13 @@ class Measurement:
     warmup_s: float
     flags: list[str] = field(default_factory=list)
     sampled_s: float = 0.0            # all sampling time (more than window_s when the meter asked for a retry)
+    flush_energy_j: float = 0.0       # joules of the cache flushes inside the window, measured apart
 
     @property
     def energy_per_call_j(self) -> float | None:
         if self.energy.energy_j is None or self.calls_in_window == 0:
             return None
-        return self.energy.energy_j / self.calls_in_window
+        return max(0.0, self.energy.energy_j - self.flush_energy_j) / self.calls_in_window
 
     @property
     def power_w(self) -> float | None:
@@ -105,13 +106,15 @@ def measure(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, policy: 
         guess = math.ceil(policy.min_batch_s / last) if last > 0 else 1
         batch = calibrate_batch(fn, timer, policy.min_batch_s, guess)
     warmup = time.perf_counter() - t_warm
-    min_window = max(policy.min_window_s, meter.min_window_s)
 
     samples: list[float] = []
     calls = 0
     sampled = 0.0
     reading = None
     for _attempt in range(2):          # a second window only if the meter asks (counter read zero)
+        # read on every attempt: after a retry the meter may have switched mode (counter -> sampling) and
+        # need a longer window than the first
+        min_window = max(policy.min_window_s, meter.min_window_s)
         meter.start()
         t0 = time.perf_counter()
         rule = StopRule(policy)
@@ -140,7 +143,24 @@ def measure(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, policy: 
         flags.append("few-repeats")
     if reading.energy_j is not None and reading.window_s < meter.min_window_s:
         flags.append("short-window")
-    return Measurement(samples, batch, calls, window, reading, summary, warmup, flags, sampled)
+    flush_j = flush_energy(timer, meter, calls) if timer.flushes and reading.energy_j is not None else 0.0
+    return Measurement(samples, batch, calls, window, reading, summary, warmup, flags, sampled, flush_j)
+
+
+def flush_energy(timer: Timer, meter: EnergyMeter, calls: int) -> float:
+    """Joules that `calls` cache flushes cost, measured alone in a window of their own (long enough for the
+    meter), so the flushes done inside the measurement window can be taken out of the energy per call."""
+    meter.start()
+    t0 = time.perf_counter()
+    flushes = 0
+    chunk = max(1, min(calls, 1000))
+    while flushes == 0 or time.perf_counter() - t0 < max(meter.min_window_s, 0.05):
+        timer.flush_only(chunk)
+        flushes += chunk
+    reading = meter.stop()
+    if reading.energy_j is None or flushes == 0:
+        return 0.0
+    return reading.energy_j / flushes * calls
 
 
 def device_warmup(device: torch.device, seconds: float) -> None:

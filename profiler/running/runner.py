@@ -21,7 +21,7 @@ from hwprof import kernels
 from hwprof.kernels.build import estimate_bytes
 from hwprof.kernels.case import all_finite
 from hwprof.kernels.spec import Spec, reference_of
-from hwprof.measuring.devices import Sensors, free_memory
+from hwprof.measuring.devices import Sensors, device_current, free_memory
 from hwprof.measuring.measure import device_warmup, idle_power, measure
 from hwprof.running.results import ResultsWriter, Row, read_results
 from hwprof.running.rows import base_row, failure_reason, ok_row
@@ -76,6 +76,20 @@ def measure_spec(spec: Spec, s: Session, sensors: Sensors, reference: Row | None
     if need > free:
         return base_row(spec, s.device, "error", f"skipped: needs about {need / 2**30:.1f} GiB, "
                                                  f"{free / 2**30:.1f} GiB free on {s.device}"), 0.0
+    try:
+        with device_current(s.device):       # kernels, events and the energy window all on this device
+            return _measure_on_device(spec, s, sensors, reference)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:       # one configuration's failure must not lose the others
+        _release(s.device)       # after an out-of-memory especially: give the next configuration room
+        return base_row(spec, s.device, "error", failure_reason(e)), 0.0
+    finally:
+        if s.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _measure_on_device(spec: Spec, s: Session, sensors: Sensors, reference: Row | None) -> tuple[Row, float]:
     case = out = None
     try:
         try:
@@ -92,16 +106,8 @@ def measure_spec(spec: Spec, s: Session, sensors: Sensors, reference: Row | None
             m = measure(case.run, s.timer, s.meter, s.policy)
             after = sensors.snapshot()
         return ok_row(spec, case, m, s.device, s.info, rel_error, reference, before, after), m.sampled_s
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:       # one configuration's failure must not lose the others
-        case = out = None
-        _release(s.device)       # after an out-of-memory especially: give the next configuration room
-        return base_row(spec, s.device, "error", failure_reason(e)), 0.0
     finally:
         case = out = None        # drop the inputs before the next configuration allocates its own
-        if s.device.type == "cuda":
-            torch.cuda.empty_cache()
 
 
 def sweep(s: Session, on_row: Callable[[Row], None]) -> None:

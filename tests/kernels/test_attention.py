@@ -72,3 +72,10 @@ def test_bad_specs_are_rejected():
         kw = dict(shape=(1, 2, 8, 8, 4), precision="fp32") | bad
         with pytest.raises(ValueError):
             AttentionSpec(**kw)
+
+
+def test_cudnn_refusal_after_dispatch_is_unsupported_not_error():
+    # cuDNN SDPA raises this after dispatch when no plan fits the graph (torch/_C, cudnn frontend)
+    from hwprof.kernels.build import _looks_unsupported
+    assert _looks_unsupported("cuDNN Frontend error: [cudnn_frontend] Error: No execution plans support the graph.")
+    assert not _looks_unsupported("CUDA error: an illegal memory access was encountered")

@@ -59,3 +59,15 @@ def test_cpu_sensors_snapshot_reads_what_psutil_offers(monkeypatch):
     monkeypatch.setattr(devices.psutil, "sensors_temperatures",
                         lambda: {"k10temp": [types.SimpleNamespace(current=55.0)]}, raising=False)
     assert Sensors(torch.device("cpu")).snapshot() == {"clock_mhz": 2400.0, "temp_c": 55.0}
+
+
+def test_device_current_makes_the_measured_cuda_device_current(monkeypatch):
+    """Source: torch.cuda.Event.record() and kernel launches use the current device's stream."""
+    from hwprof.measuring.devices import device_current
+    seen = []
+    monkeypatch.setattr(torch.cuda, "device", lambda d: seen.append(d) or __import__("contextlib").nullcontext())
+    with device_current(torch.device("cuda", 1)):
+        pass
+    with device_current(torch.device("cpu")):
+        pass
+    assert seen == [torch.device("cuda", 1)]

@@ -12,11 +12,13 @@ class FakeTimer:
         self.values = itertools.cycle(per_call)
         self.batches = []
 
+    flushes = False
+
     def time_batch(self, fn, n):
         self.batches.append(n)
         return next(self.values) * n
 
-    def synchronize(self):
+    def flush_only(self, n):
         pass
 
 
@@ -69,3 +71,78 @@ def test_meter_retry_measures_a_second_window():
     m = measure(lambda: None, FakeTimer([1e-3]), meter, Policy(budget_s=0.0, warmup_s=0, min_batch_s=1e-3, min_window_s=0))
     assert meter.windows == 2 and m.energy.energy_j == 10.0
     assert m.energy_per_call_j == 10.0 / m.calls_in_window
+
+
+def test_retry_window_uses_the_new_meters_minimum():
+    """After the counter reads zero the sampler takes over with a 2 s minimum; the second window must be
+    that long (a stale 0 s minimum gave a false short-window flag)."""
+    import time
+
+    class SwitchingMeter(CountingMeter):
+        def _stop(self, window_s):
+            self.windows += 1
+            if self.windows == 1:
+                self.min_window_s = 0.3          # the fallback's longer minimum
+                return None, self.source, True
+            return self.joules, self.source, False
+
+    class SleepTimer(FakeTimer):
+        def time_batch(self, fn, n):
+            time.sleep(0.005)
+            return 1e-3 * n
+
+    meter = SwitchingMeter()
+    m = measure(lambda: None, SleepTimer([1e-3]), meter,
+                Policy(budget_s=0.0, warmup_s=0, min_batch_s=1e-3, min_window_s=0))
+    assert meter.windows == 2 and m.window_s >= 0.3 and "short-window" not in m.flags
+    assert m.sampled_s > m.window_s                 # both windows' sampling time is accounted
+
+
+def test_window_s_energy_and_calls_come_from_the_same_window():
+    meter = CountingMeter(retry_first=True, joules=6.0)
+    m = measure(lambda: None, FakeTimer([1e-3]), meter, Policy(budget_s=0.0, warmup_s=0, min_batch_s=1e-3, min_window_s=0))
+    assert m.energy.window_s == m.window_s or abs(m.energy.window_s - m.window_s) < 0.01
+    assert m.power_w == 6.0 / m.energy.window_s
+
+
+class FlushingTimer(FakeTimer):
+    flushes = True
+
+    def __init__(self, per_call, meter):
+        super().__init__(per_call)
+        self.meter = meter
+        self.flushed = 0
+
+    def flush_only(self, n):
+        self.flushed += n
+        self.meter.flush_calls += n
+
+
+def test_flush_energy_is_measured_apart_and_kept_out_of_the_energy_per_call():
+    class FlushMeter(CountingMeter):
+        """Window energy = 1 mJ per timed call + 0.5 mJ per flush done in the window."""
+        def __init__(self):
+            super().__init__()
+            self.flush_calls = 0
+            self.timed_calls = 0
+
+        def _start(self):
+            self.flush_calls = self.timed_calls = 0
+
+        def _stop(self, window_s):
+            self.windows += 1
+            return 1e-3 * self.timed_calls + 5e-4 * self.flush_calls, self.source, False
+
+    meter = FlushMeter()
+    timer = FlushingTimer([1e-3], meter)
+    real = timer.time_batch
+
+    def timed(fn, n):                     # each timed call is preceded by a flush inside the window
+        meter.timed_calls += n
+        meter.flush_calls += n
+        return real(fn, n)
+    timer.time_batch = timed
+    m = measure(lambda: None, timer, meter, Policy(budget_s=0.0, warmup_s=0, min_batch_s=1e-3, min_window_s=0))
+    assert timer.flushed > 0
+    assert abs(m.flush_energy_j - 5e-4 * m.calls_in_window) < 1e-12
+    assert abs(m.energy_per_call_j - 1e-3) < 1e-12          # the kernel's own joules, flushes taken out

@@ -21,7 +21,8 @@ __all__ = ["ENERGY_CHOICES", "EnergyMeter", "EnergyReading", "MeterUnavailable",
 
 def select_meter(device, choice: str = "auto", cpu_tdp_watts: float | None = None,
                  powercap_root: Path = POWERCAP_ROOT, nvml=None) -> tuple[EnergyMeter, list[str]]:
-    """Return the best meter for `device` (a torch.device) and the reasons earlier choices were skipped."""
+    """Return the best meter for `device` (a torch.device) and the reasons earlier choices were skipped.
+    `nvml` = (pynvml module, NvmlTarget) replaces the real library (tests)."""
     if choice not in ENERGY_CHOICES:
         raise BadInput(f"energy meter {choice!r}: use one of {', '.join(ENERGY_CHOICES)}")
     notes: list[str] = []
@@ -40,8 +41,11 @@ def select_meter(device, choice: str = "auto", cpu_tdp_watts: float | None = Non
             if kind == "nvml":
                 if device.type != "cuda":
                     raise MeterUnavailable("NVML measures NVIDIA GPUs; the device is a CPU")
-                lib, handle = (nvml, nvml.nvmlDeviceGetHandleByIndex(device.index or 0)) if nvml else open_device(device)
-                meter = NvmlMeter(lib, handle)
+                lib, target = nvml if nvml is not None else open_device(device)
+                if target.mig:
+                    raise MeterUnavailable("NVML: a MIG slice has no energy counter or power reading of its own; "
+                                           "the board's are shared with the other slices, so no per-slice energy")
+                meter = NvmlMeter(lib, target.handle)
                 if meter.fallback_reason:
                     notes.append(f"nvml-counter: {meter.fallback_reason}")
                 return meter, notes
