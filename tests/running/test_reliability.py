@@ -20,38 +20,115 @@ from hwprof.running.suite import parse_suite, suite_from_data
 
 # ------------------------------------------------------------------------------------------ fuzzing
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10 ** 8), st.floats(allow_nan=True),
-                    st.text(max_size=12), st.sampled_from(["fp32", "bf16", "int8", "causal", "window:4", "2:4",
-                                                           "unstructured:0.5", "block:8:0.5", "flash", "fwd+bwd"]))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                          max_size=4), max_leaves=12)
-group = st.fixed_dictionaries({}, optional={
-    "shapes": st.lists(st.lists(st.integers(-2, 70), min_size=0, max_size=7), max_size=3) | values,
-    "precisions": st.lists(st.sampled_from(["fp32", "fp64", "bf16", "int8", "fp9", "", 3]), max_size=3) | values,
-    "sparsity": st.lists(st.sampled_from(["dense", "2:4", "unstructured:0.3", "unstructured:2", "block:8:0.5",
-                                          "block:0:1", "x"]), max_size=3),
-    "masks": st.lists(st.sampled_from(["none", "causal", "window:8", "window:-1", "diag"]), max_size=3),
-    "backends": st.lists(st.sampled_from(["auto", "math", "flash", "cudnn", "xla"]), max_size=3),
-    "passes": st.lists(st.sampled_from(["fwd", "fwd+bwd", "bwd"]), max_size=2),
-    "device": st.sampled_from(["cpu", "cuda", "tpu"]),
-    "junk": values,
+# Mostly valid suites from the real vocabularies, each with at most one targeted fault, so the fuzzer
+# reaches the expansion and the runner instead of dying on TOML syntax or its own unknown keys.
+MM_PREC = ["fp64", "fp32", "tf32", "fp16", "bf16", "fp8_e4m3", "int8"]
+ATT_PREC = ["fp64", "fp32", "fp16", "bf16"]
+dims = st.integers(1, 48)
+matmul_group = st.fixed_dictionaries({
+    "shapes": st.lists(st.one_of(st.tuples(dims, dims, dims), st.tuples(st.integers(1, 3), dims, dims, dims))
+                       .map(list), min_size=1, max_size=2),
+    "precisions": st.lists(st.sampled_from(MM_PREC), min_size=1, max_size=3, unique=True),
+}, optional={
+    "sparsity": st.lists(st.sampled_from(["dense", "2:4", "unstructured:0.3", "block:4:0.5"]), min_size=1,
+                         max_size=2, unique=True),
+    "passes": st.lists(st.sampled_from(["fwd", "fwd+bwd"]), min_size=1, max_size=2, unique=True),
 })
-suite_dicts = st.fixed_dictionaries({}, optional={
-    "name": values, "budget_s": values, "ci_target": values, "device": values, "warmup_s": values,
-    "matmul": st.lists(group, max_size=2) | values, "attention": st.lists(group, max_size=2) | values,
-    "extra": values,
+attention_group = st.fixed_dictionaries({
+    "shapes": st.lists(st.tuples(st.integers(1, 2), st.sampled_from([1, 2, 4]), st.integers(1, 24),
+                                 st.integers(1, 24), st.sampled_from([8, 16])).map(list), min_size=1, max_size=2),
+    "precisions": st.lists(st.sampled_from(ATT_PREC), min_size=1, max_size=2, unique=True),
+}, optional={
+    "masks": st.lists(st.sampled_from(["none", "causal", "window:4"]), min_size=1, max_size=2, unique=True),
+    "backends": st.lists(st.sampled_from(["auto", "math", "flash", "efficient"]), min_size=1, max_size=2, unique=True),
 })
+valid_suites = st.fixed_dictionaries({
+    "name": st.text("abc-_", min_size=1, max_size=8),
+    "matmul": st.lists(matmul_group, min_size=1, max_size=2),
+}, optional={"attention": st.lists(attention_group, min_size=1, max_size=2),
+             "budget_s": st.floats(0.01, 10), "ci_target": st.floats(0.001, 1.0)})
+
+FAULTS = {
+    "unknown top key": lambda d: d.update(bogus=1),
+    "unknown group key": lambda d: d["matmul"][0].update(junk=[1]),
+    "bad precision": lambda d: d["matmul"][0].update(precisions=["fp9"]),
+    "non-positive dim": lambda d: d["matmul"][0].update(shapes=[[0, 4, 4]]),
+    "bad density": lambda d: d["matmul"][0].update(sparsity=["unstructured:1.5"]),
+    "bad mask": lambda d: d.setdefault("attention", []).append({"shapes": [[1, 1, 4, 4, 8]], "masks": ["diag"]}),
+    "shapes not a list": lambda d: d["matmul"][0].update(shapes="512"),
+    "budget negative": lambda d: d.update(budget_s=-1.0),
+    "bool as number": lambda d: d.update(ci_target=True),
+    "heads not a multiple of KV heads": lambda d: d.setdefault("attention", []).append({"shapes": [[1, 3, 4, 4, 8, 2]]}),
+}
+
+
+def _expected_count(data) -> int:
+    n = 0
+    for g in data["matmul"]:
+        n += len(g["shapes"]) * len(g["precisions"]) * len(g.get("sparsity", ["dense"])) * len(g.get("passes", ["fwd"]))
+    for g in data.get("attention", []):
+        n += len(g["shapes"]) * len(g["precisions"]) * len(g.get("masks", ["none"])) * len(g.get("backends", ["auto"]))
+    return n
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(suite_dicts)
-def test_suite_parser_accepts_or_rejects_cleanly(data):
-    try:
-        suite = suite_from_data(data, "fuzz.toml", "cpu")
-    except BadInput as e:
-        assert str(e) and "\n" not in str(e)
-    else:
-        assert suite.specs and all(s.config_id for s in suite.specs)
+@given(valid_suites, st.one_of(st.none(), st.sampled_from(sorted(FAULTS))))
+def test_suite_parser_expands_valid_suites_and_names_each_fault(data, fault):
+    import copy
+    data = copy.deepcopy(data)
+    if fault is not None:
+        FAULTS[fault](data)
+        with pytest.raises(BadInput) as e:
+            suite_from_data(data, "fuzz.toml", "cpu")
+        assert str(e.value).startswith("suite fuzz.toml") and "\n" not in str(e.value)
+        return
+    suite = suite_from_data(data, "fuzz.toml", "cpu")
+    ids = [s.config_id for s in suite.specs]
+    assert len(ids) == len(set(ids))
+    requested = {s.config_id for s, _ in suite.candidates}
+    assert len(requested) <= _expected_count(data) and requested <= set(ids)
+    from hwprof.kernels.spec import reference_of
+    for i, spec in enumerate(suite.specs):        # every reference present and before its configurations
+        assert ids.index(reference_of(spec).config_id) <= i
+
+
+def _toml(data) -> str:
+    def val(v):
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return repr(v)
+    lines = [f"{k} = {val(v)}" for k, v in data.items() if not isinstance(v, list) or k not in ("matmul", "attention")]
+    for kind in ("matmul", "attention"):
+        for g in data.get(kind, []):
+            lines += ["", f"[[{kind}]]"] + [f"{k} = {val(v)}" for k, v in g.items()]
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(valid_suites, st.one_of(st.none(), st.sampled_from(sorted(FAULTS))))
+def test_cli_on_fuzzed_suites_writes_every_row_or_exits_2_writing_nothing(tmp_path_factory, data, fault):
+    import copy
+    data = copy.deepcopy(data)
+    data.update(budget_s=0.01, ci_target=1.0, warmup_s=0.0, min_window_s=0.0)
+    if fault is not None:
+        FAULTS[fault](data)
+    tmp = tmp_path_factory.mktemp("fz")
+    (tmp / "s.toml").write_text(_toml(data))
+    code = main(["run", "--suite", str(tmp / "s.toml"), "--out", str(tmp / "out"), "--device", "cpu",
+                 "--energy", "none", "--quiet", "--no-report"])
+    if fault is not None:
+        assert code == 2 and not (tmp / "out").exists()
+        return
+    assert code == 0
+    (run_dir,) = (tmp / "out").iterdir()
+    df = read_results(run_dir / "results.csv")
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert sorted(df["config_id"]) == sorted(meta["suite"]["config_ids"])
+    assert df["status"].isin(["ok", "unsupported", "error"]).all()
 
 
 @settings(max_examples=200, deadline=None)
@@ -179,3 +256,37 @@ def test_resume_refuses_a_different_suite_or_device(tmp_path, tiny_suite, fast_o
     assert main(["run", "--resume", run_dir, "--energy", "none"]) == 2
     assert "used device cuda:0" in capsys.readouterr().err
     assert main(["run", "--resume", str(tmp_path / "nope")]) == 2
+
+
+def test_resumed_rows_keep_the_reference_and_the_original_settings(tmp_path, tiny_suite):
+    """Interrupt after the references, resume with no options: the resumed rows' hef is against the
+    reference measured before the interruption, time accumulates, and the original overrides hold."""
+    import torch
+    from hwprof.running.runner import execute
+    from hwprof.running.session import RunOptions
+    base = dict(energy="none", idle_s=0.0, device_warmup_s=0.0)
+    first = execute(RunOptions(suite=str(tiny_suite), out_dir=tmp_path, budget_s=0.07, seed=5, threads=1, **base))
+    run_dir = first.run_dir
+    ref_id = "matmul/64x64x64/fp32/dense/fwd"
+    lines = (run_dir / "results.csv").read_text().splitlines(keepends=True)
+    kept = [lines[0]] + [ln for ln in lines[1:] if ln.startswith((ref_id, "attention/1x2x32x32x16/fp32/causal/math"))]
+    (run_dir / "results.csv").write_text("".join(kept))
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["status"] = "interrupted"
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    before = read_results(run_dir / "results.csv").set_index("config_id")
+
+    threads_now = torch.get_num_threads()
+    resumed = execute(RunOptions(resume=run_dir, **base))
+    df = resumed.results.set_index("config_id")
+    ref_t = before.loc[ref_id, "time_s_median"]
+    assert df.loc[ref_id, "time_s_median"] == ref_t                       # not re-measured
+    fp64 = df.loc["matmul/64x64x64/fp64/dense/fwd"]
+    assert fp64["hef_time"] == pytest.approx(ref_t / fp64["time_s_median"], rel=1e-9)
+    assert fp64["doublings_time"] == pytest.approx(__import__("math").log2(fp64["hef_time"]), abs=1e-12)
+    m = resumed.meta
+    assert m["status"] == "complete" and len(m["resumed"]) == 1
+    assert m["wall_s"] > meta["wall_s"] and m["measured_s"] > meta["measured_s"]
+    assert m["suite"]["budget_s"] == 0.07 and m["policy"]["budget_s"] == 0.07    # the original override
+    assert m["seed"] == 5 and m["threads"] == 1                                   # kept, not defaulted
+    assert torch.get_num_threads() == threads_now
