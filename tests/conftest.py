@@ -12,6 +12,8 @@ budget_s = 0.05
 ci_target = 0.5
 warmup_s = 0.0
 min_window_s = 0.0
+rounds = 7
+round_s = 0.0
 
 [[matmul]]
 shapes = [[64, 64, 64]]
@@ -35,4 +37,4 @@ def tiny_suite(tmp_path) -> Path:
 @pytest.fixture
 def fast_options(tmp_path):
     """RunOptions keywords that keep an end-to-end run to about a second."""
-    return dict(out_dir=tmp_path / "reports", energy="none", idle_s=0.0, device_warmup_s=0.0)
+    return dict(out_dir=tmp_path / "reports", energy="none", idle_s=0.0, device_warmup_s=0.0, quiet_check_s=0.0)

@@ -31,6 +31,8 @@ class Policy:
     # simulation of this exact rule (tests/measuring/test_stopping.py) shows a nominal 95% interval covers
     # the true median only ~93% of the time under that optional stopping, and 97.5% covers >= 95%.
     confidence: float = 0.975
+    rounds: int = 8               # paired rounds at least (measuring.rounds); the interval is over rounds
+    round_s: float = 0.1          # each side's window in a round (longer where the energy meter needs it)
 
 
 class StopRule:

@@ -69,3 +69,12 @@ def summarize(samples: list[float], confidence: float = 0.95) -> Summary:
         q1 = q3 = xs[0]
     rel_iqr = (q3 - q1) / med if med > 0 else math.inf
     return Summary(med, lo, hi, rel_iqr, n, exact)
+
+
+def median_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free interval of the median of `values` (None when there are too few for it)."""
+    ranks = median_ci_ranks(len(values), confidence)
+    if ranks is None:
+        return None
+    xs = sorted(values)
+    return xs[ranks[0] - 1], xs[ranks[1] - 1]

@@ -20,6 +20,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (v >= 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"{text!r} must be zero or a positive number")
+    return v
+
+
 def _int_at_least(minimum: int):
     def parse(text: str) -> int:
         try:
@@ -58,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--budget-s", type=_positive_float, default=None, help="time budget per configuration")
     r.add_argument("--ci-target", type=_positive_float, default=None, help="relative CI half-width target")
     r.add_argument("--no-report", action="store_true", help="skip report.html/report.md")
+    r.add_argument("--wait-quiet", type=_non_negative_float, default=0.0, metavar="SECONDS",
+                   help="wait up to this long for other processes to leave the CPUs before starting")
+    r.add_argument("--quiet-check-s", type=_non_negative_float, default=1.0, metavar="SECONDS",
+                   help="how long to probe what else uses the machine before the run (0: no check)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     r.set_defaults(func=cmd_run)
 
@@ -123,14 +137,15 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------------------------------------- verbs
 
 def cmd_run(args) -> int:
-    from hwprof.presentation.console import print_results, progress_bar
+    from hwprof.presentation.console import print_results, print_warning, progress_bar
     from hwprof.running.runner import execute
     from hwprof.running.session import RunOptions
     opts = RunOptions(suite=args.suite, device=args.device, out_dir=args.out, resume=args.resume, seed=args.seed,
                       energy=args.energy, cpu_tdp_watts=args.cpu_tdp_watts, cpu_max_ghz=args.cpu_max_ghz,
                       flush_l2=args.flush_l2, threads=args.threads, budget_s=args.budget_s,
-                      ci_target=args.ci_target, command=["hwprof", *sys.argv[1:]])
-    result = execute(opts, progress=None if args.quiet else progress_bar)
+                      ci_target=args.ci_target, quiet_check_s=args.quiet_check_s, wait_quiet_s=args.wait_quiet,
+                      command=["hwprof", *sys.argv[1:]])
+    result = execute(opts, progress=None if args.quiet else progress_bar, notify=print_warning)
     if not args.no_report:
         from hwprof.presentation.report import render_report
         render_report(result.run_dir)

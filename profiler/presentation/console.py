@@ -49,6 +49,18 @@ def print_results(df: pd.DataFrame, meta: dict, console: Console | None = None) 
     console.print(t)
     if energy.get("source") == "estimate":
         console.print("[yellow]energy is an estimate (TDP x CPU utilisation), not a measurement[/]")
+    flags = df["flags"].fillna("").str.split(",")
+    contended = int(flags.apply(lambda f: "contended" in f).sum())
+    stalled = int(flags.apply(lambda f: "stalled" in f).sum())
+    remeasured = (meta.get("contention") or {}).get("remeasured_rows", 0)
+    if contended or stalled or remeasured:
+        console.print(f"[yellow]{contended} rows measured while other processes used the machine (contended), "
+                      f"{stalled} stalled; {remeasured} re-measured once it was quiet[/]")
+
+
+def print_warning(text: str) -> None:
+    """A warning for people, on stderr, as the run goes."""
+    Console(stderr=True).print(f"[yellow]hwprof: warning: {text}[/]")
 
 
 def print_devices(surveys: list, console: Console | None = None) -> None:

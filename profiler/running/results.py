@@ -61,6 +61,14 @@ class Row:
     clock_mhz_end: float | None = None
     temp_c_start: float | None = None
     temp_c_end: float | None = None
+    # --- trust (README, "Trust") ---
+    cpu_other_cores: float | None = None        # CPU used by other processes on this run's CPUs, in cores
+    cpu_steal_frac: float | None = None         # share of the window the hypervisor gave to other guests
+    hef_time_ci_low: float | None = None        # interval of hef_time over paired rounds
+    hef_time_ci_high: float | None = None
+    hef_energy_ci_low: float | None = None      # the same for energy, where the meter resolves a round
+    hef_energy_ci_high: float | None = None
+    rounds: int | None = None                   # paired rounds measured
 
     def as_dict(self) -> dict:
         """The row keyed by column name."""

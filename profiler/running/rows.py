@@ -1,7 +1,9 @@
 """Row assembly: a measurement of one configuration becomes the typed Row written to results.csv.
 
 Every rate, factor and flag of a row is computed here, from the measurement and the configuration's
-reference row (`kernels.spec.reference_of` is the one definition of the reference).
+reference row (`kernels.spec.reference_of` is the one definition of the reference). hef comes from the
+paired rounds when the configuration was measured alternating with its reference, else from the two
+rows' rates.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import torch
 from hwprof.kernels import Case
 from hwprof.kernels.spec import Spec, reference_of, shape_str
 from hwprof.measuring.devices import DeviceInfo, throttled
-from hwprof.measuring.measure import Measurement
+from hwprof.measuring.rounds import RoundsMeasurement
 from hwprof.running import efficiency as eff
 from hwprof.running.results import Row
 
@@ -24,13 +26,19 @@ def base_row(spec: Spec, device: torch.device, status: str, reason: str = "") ->
                device=str(device), status=status, reason=reason, logical_flops=spec.logical_flops)
 
 
-def ok_row(spec: Spec, case: Case, m: Measurement, device: torch.device, info: DeviceInfo, rel_error: float,
-           reference: Row | None, before: dict, after: dict) -> Row:
+def is_own_reference(spec: Spec) -> bool:
+    return reference_of(spec).config_id == spec.config_id
+
+
+def ok_row(spec: Spec, case: Case, m: RoundsMeasurement, device: torch.device, info: DeviceInfo,
+           rel_error: float, reference: Row | None, before: dict, after: dict) -> Row:
     """A measured configuration's row; `reference` is its reference's row (None when not measured)."""
     t = m.summary.median
     energy = m.energy_per_call_j
     peak = info.peaks.get(spec.precision)
     flags = list(case.flags) + list(m.flags)
+    if m.load is not None:
+        flags += m.load.flags(cpu_kernel=device.type == "cpu")
     if throttled(before, after):
         flags.append("throttled")
     if m.energy.source == "estimate" and energy is not None:
@@ -49,17 +57,34 @@ def ok_row(spec: Spec, case: Case, m: Measurement, device: torch.device, info: D
         batch=m.batch, window_s=m.window_s,
         clock_mhz_start=before.get("clock_mhz"), clock_mhz_end=after.get("clock_mhz"),
         temp_c_start=before.get("temp_c"), temp_c_end=after.get("temp_c"),
+        cpu_other_cores=m.load.other_cores if m.load else None,
+        cpu_steal_frac=m.load.steal_frac if m.load else None,
+        rounds=len(m.config.round_medians),
     )
     # MFU from the work done: logical FLOP/s of a sparse or causal row can exceed the peak, which would read
     # as utilisation above 100%.
     row.mfu = eff.mfu(row.physical_flops_per_s, row.peak_flops_per_s)
-    return with_hef(row, spec, reference)
+    row = with_hef(row, spec, reference)
+    if m.hef_time is not None and row.hef_time is not None:        # paired rounds: the better estimate
+        row.hef_time = m.hef_time
+        row.hef_time_ci_low, row.hef_time_ci_high = m.hef_time_ci or (None, None)
+        row.doublings_time = eff.doublings(row.hef_time)
+    if m.paired_energy_ratio is not None and row.hef_energy is not None:
+        row.hef_energy = m.paired_energy_ratio
+        row.hef_energy_ci_low, row.hef_energy_ci_high = m.hef_energy_ci or (None, None)
+        row.doublings_energy = eff.doublings(row.hef_energy)
+    return row
 
 
 def with_hef(row: Row, spec: Spec, reference: Row | None) -> Row:
-    """Set hef and doublings against the reference row; a configuration that is its own reference gets 1."""
-    if reference is None and reference_of(spec).config_id == spec.config_id:
+    """Set hef and doublings against the reference row; a configuration that is its own reference gets 1
+    (with the interval [1, 1]: it is 1 by definition, not by measurement)."""
+    if reference is None and is_own_reference(spec):
         reference = row
+        if row.status == "ok":
+            row.hef_time_ci_low = row.hef_time_ci_high = 1.0
+            if row.logical_flops_per_j is not None:
+                row.hef_energy_ci_low = row.hef_energy_ci_high = 1.0
     if reference is None or reference.status != "ok":
         return row
     row.hef_time = eff.hef(row.logical_flops_per_s, reference.logical_flops_per_s)

@@ -42,6 +42,8 @@ class RunOptions:
     cpu_max_ghz: float | None = None   # for the theoretical CPU peak where cpufreq is missing
     idle_s: float = 1.0
     device_warmup_s: float | None = None   # default: 0.5 s CPU, 3 s CUDA (until clocks settle)
+    quiet_check_s: float = 1.0         # probe what else uses the CPUs before the run (0: no check, no re-measure)
+    wait_quiet_s: float = 0.0          # wait up to this long for the machine to be quiet before starting
     command: list[str] = field(default_factory=lambda: list(sys.argv))
 
 
@@ -147,7 +149,7 @@ def open_session(opts: RunOptions) -> Session:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
     policy = Policy(budget_s=suite.budget_s, ci_target=suite.ci_target, warmup_s=suite.warmup_s,
-                    min_window_s=suite.min_window_s)
+                    min_window_s=suite.min_window_s, rounds=suite.rounds, round_s=suite.round_s)
     timer = timer_for(device, opts.flush_l2)
     meta.update({
         "status": "running", **_environment(device, info),

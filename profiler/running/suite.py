@@ -15,7 +15,8 @@ from hwprof.errors import BadInput
 
 PRESETS = ("quick", "standard", "full")
 MAX_DIM = 1 << 20                     # any single dimension beyond this is a typo, not a benchmark
-TOP_KEYS = {"name", "device", "budget_s", "ci_target", "matmul", "attention", "warmup_s", "min_window_s"}
+TOP_KEYS = {"name", "device", "budget_s", "ci_target", "matmul", "attention", "warmup_s", "min_window_s", "rounds",
+            "round_s"}
 GROUP_KEYS = {
     # `device` (optional): "cpu" or "cuda" - the group only applies when the run's device is of that type,
     # so one preset can hold CPU-sized and GPU-sized work.
@@ -33,6 +34,8 @@ class Suite:
     ci_target: float = 0.02
     warmup_s: float = 0.1
     min_window_s: float = 1.0
+    rounds: int = 8                    # paired rounds at least per configuration
+    round_s: float = 0.1               # each side's window in a round
     specs: list[Spec] = field(default_factory=list)    # what runs: for_device's selection, references first
     raw: dict = field(default_factory=dict)
     # every expanded configuration with the device type its group is restricted to (None: any device)
@@ -49,6 +52,7 @@ class Suite:
         """What run.json stores and a resumed run compares: the exact configurations and settings."""
         return {"name": self.name, "source": self.source, "device": self.device, "budget_s": self.budget_s,
                 "ci_target": self.ci_target, "warmup_s": self.warmup_s, "min_window_s": self.min_window_s,
+                "rounds": self.rounds, "round_s": self.round_s,
                 "config_ids": [s.config_id for s in self.specs]}
 
 
@@ -91,6 +95,8 @@ def suite_from_data(data: dict, source: str, device_type: str | None = None) -> 
         warmup_s=_positive(data.get("warmup_s", 0.1), f"suite {source}: warmup_s", upper=600, allow_zero=True),
         min_window_s=_positive(data.get("min_window_s", 1.0), f"suite {source}: min_window_s", upper=600,
                                allow_zero=True),
+        rounds=int(_positive(data.get("rounds", 8), f"suite {source}: rounds", upper=1000)),
+        round_s=_positive(data.get("round_s", 0.1), f"suite {source}: round_s", upper=60, allow_zero=True),
         raw=data,
     )
     candidates: list[tuple[Spec, str | None]] = []

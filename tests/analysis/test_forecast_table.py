@@ -13,7 +13,7 @@ def run_dir(tmp_path_factory):
     from tests.conftest import TINY_SUITE
     tmp = tmp_path_factory.mktemp("fc")
     (tmp / "tiny.toml").write_text(TINY_SUITE)
-    df = hwprof.run_suite(str(tmp / "tiny.toml"), out_dir=tmp / "r", energy="estimate", idle_s=0.0,
+    df = hwprof.run_suite(str(tmp / "tiny.toml"), out_dir=tmp / "r", energy="estimate", idle_s=0.0, quiet_check_s=0.0,
                             device_warmup_s=0.0)
     return df.attrs["run_dir"]
 
@@ -64,7 +64,7 @@ def test_scenario_toml(tmp_path):
 def test_forecast_needs_energy(tmp_path):
     from tests.conftest import TINY_SUITE
     (tmp_path / "t.toml").write_text(TINY_SUITE)
-    df = hwprof.run_suite(str(tmp_path / "t.toml"), out_dir=tmp_path / "r", energy="none", idle_s=0.0,
+    df = hwprof.run_suite(str(tmp_path / "t.toml"), out_dir=tmp_path / "r", energy="none", idle_s=0.0, quiet_check_s=0.0,
                             device_warmup_s=0.0)
     with pytest.raises(BadInput, match="logical_flops_per_j"):
         from hwprof.analysis.forecast_table import write_forecast

@@ -15,6 +15,8 @@ budget_s = 0.05
 ci_target = 0.5
 warmup_s = 0.0
 min_window_s = 0.0
+rounds = 7
+round_s = 0.0
 
 [[matmul]]
 shapes = [[64, 64, 64]]
@@ -29,7 +31,7 @@ def two_runs(tmp_path_factory):
     (tmp / "s.toml").write_text(HOSTILE)
     dirs = []
     for _ in range(2):
-        df = hwprof.run_suite(str(tmp / "s.toml"), out_dir=tmp / "r", energy="estimate", idle_s=0.0,
+        df = hwprof.run_suite(str(tmp / "s.toml"), out_dir=tmp / "r", energy="estimate", idle_s=0.0, quiet_check_s=0.0,
                                 device_warmup_s=0.0)
         dirs.append(Path(df.attrs["run_dir"]))
     return dirs

@@ -28,3 +28,7 @@ def test_doublings_are_log2_with_their_sign():
 def test_mfu_is_rate_over_peak():
     assert eff.mfu(5e11, 1e12) == pytest.approx(0.5)
     assert eff.mfu(5e11, None) is None
+
+
+def test_hef_with_small_reference_rates():
+    assert eff.hef(0.5, 0.25) == 2.0 and eff.hef(1e-3, 5e-4) == 2.0

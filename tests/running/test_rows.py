@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from hwprof.kernels import Case
 from hwprof.kernels.spec import AttentionSpec, MatmulSpec, SparsitySpec
 from hwprof.measuring.devices import DeviceInfo
-from hwprof.measuring.measure import Measurement
+from hwprof.measuring.contention import WindowLoad
 from hwprof.measuring.meters.base import EnergyReading
+from hwprof.measuring.rounds import RoundsMeasurement, Side
 from hwprof.measuring.peaks import Peak
 from hwprof.measuring.stats import summarize
 from hwprof.running.rows import base_row, failure_reason, ok_row, with_hef
@@ -29,11 +30,15 @@ def _case(spec, physical=None, bytes_moved=3 * 64 * 64 * 4, density=1.0):
                 backend=spec.backend, bytes_moved=bytes_moved, error_fn=lambda out: 0.0)
 
 
-def _measurement(per_call_s, calls=1000, window_s=None, window_j=None, source="rapl", samples=None):
+def _measurement(per_call_s, calls=1000, window_s=None, window_j=None, source="rapl", samples=None,
+                 hef=None, hef_ci=None, energy_ratio=None, energy_ci=None, load=None):
+    """A finished measurement as measuring.rounds returns it (unpaired unless hef is given)."""
     samples = samples or [per_call_s * f for f in (0.99, 1.0, 1.0, 1.01, 1.0, 0.995, 1.005, 1.0, 1.0, 1.0)]
     window_s = per_call_s * calls if window_s is None else window_s
     reading = EnergyReading(window_j, window_s, source)
-    return Measurement(samples, 10, calls, window_s, reading, summarize(samples), 0.1, [], window_s)
+    side = Side(samples=samples, round_medians=samples)
+    return RoundsMeasurement(side, None, 10, summarize(samples), hef, hef_ci, energy_ci, reading, calls, window_s,
+                             load, [], window_s, 0.0, energy_ratio)
 
 
 def _info(peaks=None):
@@ -111,6 +116,27 @@ def test_throttle_flag_from_sensor_snapshots():
     row = ok_row(REF, _case(REF), _measurement(1e-3), CPU, _info(), 0.0, None,
                  {"clock_mhz": 2000.0, "temp_c": 50.0}, {"clock_mhz": 1500.0, "temp_c": 52.0})
     assert "throttled" in row.flags and row.clock_mhz_start == 2000.0 and row.clock_mhz_end == 1500.0
+
+
+def test_paired_rounds_give_hef_and_its_interval():
+    ref = ok_row(REF, _case(REF), _measurement(2e-3, window_j=10.0), CPU, _info(), 0.0, None, {}, {})
+    m = _measurement(5e-4, window_j=1.0, hef=3.9, hef_ci=(3.7, 4.2), energy_ratio=9.5, energy_ci=(9.0, 10.0))
+    row = ok_row(BF16, _case(BF16), m, CPU, _info(), 0.0, ref, {}, {})
+    assert row.hef_time == 3.9 and (row.hef_time_ci_low, row.hef_time_ci_high) == (3.7, 4.2)
+    assert row.doublings_time == pytest.approx(math.log2(3.9))
+    assert row.hef_energy == 9.5 and (row.hef_energy_ci_low, row.hef_energy_ci_high) == (9.0, 10.0)
+    assert row.doublings_energy == pytest.approx(math.log2(9.5)) and row.rounds == 10
+    failed_ref = base_row(REF, CPU, "error", "boom")            # no ok reference: no hef even if paired
+    assert ok_row(BF16, _case(BF16), m, CPU, _info(), 0.0, failed_ref, {}, {}).hef_time is None
+
+
+def test_contention_columns_and_flags_come_from_the_window_load():
+    busy = WindowLoad(1.0, other_cores=0.9, steal_frac=0.0, own_cores=1.0, threads=2)
+    row = ok_row(REF, _case(REF), _measurement(1e-3, load=busy), CPU, _info(), 0.0, None, {}, {})
+    assert row.cpu_other_cores == 0.9 and row.cpu_steal_frac == 0.0 and "contended" in row.flags
+    quiet = WindowLoad(1.0, other_cores=0.01, steal_frac=0.0, own_cores=1.98, threads=2)
+    row = ok_row(REF, _case(REF), _measurement(1e-3, load=quiet), CPU, _info(), 0.0, None, {}, {})
+    assert "contended" not in row.flags and "stalled" not in row.flags
 
 
 def test_base_row_density_for_both_kernels():

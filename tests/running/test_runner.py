@@ -30,7 +30,10 @@ def test_tiny_run_end_to_end(tiny_suite, fast_options):
         assert ok[col].notna().all(), col
     assert (ok["time_s_ci_low"] <= ok["time_s_median"]).all() and (ok["time_s_median"] <= ok["time_s_ci_high"]).all()
     fp64 = by_id.loc["matmul/64x64x64/fp64/dense/fwd"]
-    assert fp64["hef_time"] == pytest.approx(ref["time_s_median"] / fp64["time_s_median"])
+    # paired with the reference in rounds: hef inside its interval over rounds, consistent with the rows' times
+    assert fp64["hef_time_ci_low"] <= fp64["hef_time"] <= fp64["hef_time_ci_high"] and fp64["rounds"] >= 7
+    assert 0.2 < fp64["hef_time"] / (ref["time_s_median"] / fp64["time_s_median"]) < 5
+    assert ref["hef_time_ci_low"] == ref["hef_time_ci_high"] == 1.0
     att = by_id.loc["attention/1x2x32x32x16/fp32/causal/flash/fwd"]
     assert att["density"] == pytest.approx((32 * 33 / 2) / 32 ** 2) and att["sparsity"] == "causal"
     assert att["physical_flops"] < att["logical_flops"]
@@ -91,16 +94,16 @@ def test_nan_output_becomes_an_error_row_without_rates(tiny_suite, fast_options,
 def test_meter_that_stops_answering_is_an_error_row(tiny_suite, fast_options, monkeypatch):
     from hwprof.measuring.meters.base import MeterError
     import hwprof.running.runner as runner
-    real = runner.measure
+    real = runner.measure_rounds
     calls = {"n": 0}
 
-    def dying(fn, timer, meter, policy):
+    def dying(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise MeterError("energy meter rapl stopped answering: [Errno 5] Input/output error")
-        return real(fn, timer, meter, policy)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "measure", dying)
+    monkeypatch.setattr(runner, "measure_rounds", dying)
     df = hwprof.run_suite(str(tiny_suite), **fast_options)
     errors = df[df["status"] == "error"]
     assert len(errors) == 1 and "stopped answering" in errors["reason"].iloc[0]

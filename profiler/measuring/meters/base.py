@@ -25,6 +25,7 @@ class EnergyReading:
 class EnergyMeter(ABC):
     source: str = "none"
     min_window_s: float = 0.0    # shorter windows are below the meter's resolution (flag short-window)
+    resolution_s: float = 0.0    # how often the reading changes: short windows may be summed only if small
 
     def __init__(self) -> None:
         self._t0: float | None = None

@@ -21,6 +21,7 @@ def default_tdp_watts() -> float:
 class EstimateMeter(EnergyMeter):
     source = "estimate"
     min_window_s = 0.25     # cpu_times ticks at 10 ms; a quarter second keeps the utilisation to ~2%
+    resolution_s = 0.01
 
     def __init__(self, tdp_watts: float | None = None, cpu_times: Callable[[], list] | None = None,
                  cpus: list[int] | None = None) -> None:

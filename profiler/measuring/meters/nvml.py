@@ -72,6 +72,7 @@ class NvmlSampledMeter(EnergyMeter):
         self._failure: str | None = None
         self._w0 = 0.0
         self.read_watts()   # fail now, at selection, rather than inside a measurement
+        self.resolution_s = 0.1 if self.instant else 1.0     # a 1 s average resolves nothing shorter
         self._ensure_running()
 
     def read_watts(self) -> float:
@@ -130,6 +131,7 @@ class NvmlSampledMeter(EnergyMeter):
 class NvmlMeter(EnergyMeter):
     """Counter first; falls back to sampling if the counter is missing or a window reads zero."""
     min_window_s = COUNTER_MIN_WINDOW_S
+    resolution_s = 0.1                 # the counter's update period (20-100 ms)
 
     def __init__(self, nvml: Any, handle: Any) -> None:
         super().__init__()
@@ -153,6 +155,7 @@ class NvmlMeter(EnergyMeter):
         self.fallback_reason = reason
         self._sampler = NvmlSampledMeter(self.nvml, self.handle)
         self.min_window_s = self._sampler.min_window_s
+        self.resolution_s = self._sampler.resolution_s
 
     def _start(self) -> None:
         if self._sampler:

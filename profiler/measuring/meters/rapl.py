@@ -76,6 +76,7 @@ class RaplMeter(EnergyMeter):
     the default interval stays well below a wrap at any plausible package power)."""
     source = "rapl"
     min_window_s = 1.0      # counters update every ~1 ms; DESIGN asks for >= 1 s windows for counters
+    resolution_s = 0.001
     MAX_PACKAGE_WATTS = 1000.0
 
     def __init__(self, root: Path | str = POWERCAP_ROOT, poll_s: float | None = None) -> None:
