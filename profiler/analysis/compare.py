@@ -65,9 +65,21 @@ def compare_runs(run_a: Path, run_b: Path, allow_unlike: bool = False) -> Compar
         significant = both_ok and (rb["time_s_ci_low"] > ra["time_s_ci_high"] or ra["time_s_ci_low"] > rb["time_s_ci_high"])
         row["time_ci_overlap"] = (not significant) if both_ok else None
         row["significant"] = bool(significant)
+        # hef: significant only beyond both runs' intervals over paired rounds
+        row["hef_time_significant"] = bool(both_ok and _disjoint(ra, rb, "hef_time_ci_low", "hef_time_ci_high"))
         row["energy_estimated"] = "estimate" in (ra["energy_source"], rb["energy_source"])
         rows.append(row)
     return Comparison(pd.DataFrame(rows), unlike, meta_a, meta_b)
+
+
+def _disjoint(ra, rb, lo: str, hi: str) -> bool:
+    try:
+        a_lo, a_hi, b_lo, b_hi = (float(x) for x in (ra.get(lo), ra.get(hi), rb.get(lo), rb.get(hi)))
+    except (TypeError, ValueError):
+        return False
+    if any(math.isnan(x) for x in (a_lo, a_hi, b_lo, b_hi)):
+        return False
+    return b_lo > a_hi or a_lo > b_hi
 
 
 def _ratio(b, a) -> float:
@@ -89,9 +101,10 @@ def write_comparison(cmp: Comparison, out_dir: Path, run_a: Path, run_b: Path) -
     atomic_write_text(csv_path, table.to_csv(index=False))
     view = table[["config_id", "status_a", "status_b", "time_s_median_ratio", "logical_flops_per_s_ratio",
                   "logical_flops_per_j_ratio", "hef_time_ratio", "rel_error_ratio", "energy_source_a",
-                  "energy_source_b", "significant"]]
+                  "energy_source_b", "significant", "hef_time_significant"]]
     md = ["# hwprof compare", "", f"A: `{run_a}`", "", f"B: `{run_b}`", "",
-          "Ratios are B / A. `significant`: the CIs of the two median times do not overlap.", ""]
+          "Ratios are B / A. `significant`: the intervals of the two median times (over rounds) do not overlap; "
+          "`hef_time_significant`: the two hef_time intervals over paired rounds do not overlap.", ""]
     if cmp.unlike:
         md += ["**The runs were measured under different conditions**, so ratios include those differences: "
                + "; ".join(cmp.unlike) + ".", ""]

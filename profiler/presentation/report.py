@@ -16,8 +16,9 @@ from hwprof.running.rundir import atomic_write_text, read_run_json
 from hwprof.running.results import read_results
 
 TABLE_COLUMNS = ["config_id", "status", "time_s_median", "time_rel_iqr", "repeats", "logical_flops_per_s",
-                 "physical_flops_per_s", "logical_flops_per_j", "power_w", "hef_time", "hef_energy",
-                 "doublings_time", "mfu", "rel_error", "pruning_error", "energy_source", "flags", "reason"]
+                 "physical_flops_per_s", "logical_flops_per_j", "power_w", "hef_time", "hef_time_ci_low",
+                 "hef_time_ci_high", "hef_energy", "doublings_time", "mfu", "rel_error", "pruning_error",
+                 "cpu_other_cores", "energy_source", "flags", "reason"]
 
 PLOTS = [
     ("hef.png", "Hidden-efficiency factor (time and energy) per configuration"),
@@ -104,9 +105,17 @@ def machine_lines(meta: dict) -> list[str]:
     for src, w in idle.items():
         if w is not None:
             lines.append(f"Idle power ({src}): {w:.3g} W, measured once before the first configuration")
+    for qc in meta.get("quiet_checks", []):
+        top = ", ".join(f"{n['name']} ({n['cores']:.2f} cores)" for n in qc.get("top", [])) or "none named"
+        lines.append(f"Quiet check before the run ({qc.get('seconds', 0):.1f} s): other processes used "
+                     f"{qc.get('other_cores', 0):.2f} cores, steal {qc.get('steal_frac', 0):.0%} - "
+                     f"{'quiet' if qc.get('quiet') else 'NOT quiet: ' + top}")
     pol = meta.get("policy", {})
-    lines.append(f"Timing: {meta.get('timer')}, median of batches; stop when the 95% CI of the median is within "
-                 f"{pol.get('ci_target', 0) * 100:g}% or after {pol.get('budget_s')} s per configuration")
+    lines.append(f"Timing: {meta.get('timer')}; each configuration alternates with its reference in at least "
+                 f"{pol.get('rounds')} rounds of {pol.get('round_s')} s; hef is the median of the per-round ratios; "
+                 f"intervals are distribution-free over rounds ({pol.get('confidence', 0.975) * 100:g}% nominal, "
+                 f">= 95% under sequential stopping); stop when within {pol.get('ci_target', 0) * 100:g}% or after "
+                 f"{pol.get('budget_s')} s")
     peaks = meta.get("peak_table") or {}
     if peaks:
         first = next(iter(peaks.values()))
@@ -125,6 +134,16 @@ def findings(df: pd.DataFrame, meta: dict) -> list[str]:
     counts = df["status"].value_counts().to_dict()
     lines.append(f"{len(df)} configurations: {counts.get('ok', 0)} ok, {counts.get('unsupported', 0)} unsupported, "
                  f"{counts.get('error', 0)} error; {within} of {ok} ok rows have a 95% CI within {target * 100:g}%.")
+    flags = df["flags"].fillna("").str.split(",")
+    contended = int(flags.apply(lambda f: "contended" in f).sum())
+    stalled = int(flags.apply(lambda f: "stalled" in f).sum())
+    remeasured = (meta.get("contention") or {}).get("remeasured_rows", 0)
+    if contended or stalled or remeasured:
+        lines.append(f"{contended} rows were measured while other processes used the machine (flag contended) and "
+                     f"{stalled} stalled; {remeasured} were re-measured once it was quiet. Their numbers say more "
+                     "about the neighbour than the kernel.")
+    else:
+        lines.append("No row was measured beside another busy process (no contended or stalled flags).")
     good = df[(df["status"] == "ok") & df["hef_time"].notna()]
     if not good.empty:
         best = good.loc[good["hef_time"].idxmax()]

@@ -12,11 +12,12 @@ META = {"tool": "hwprof", "schema_version": SCHEMA_VERSION, "energy": {"source":
         "torch": "2.13.0+cpu", "device": "cpu", "device_description": {"name": "Test CPU"}}
 
 
-def _row(cid, t, lo, hi, status="ok", energy_source="rapl"):
+def _row(cid, t, lo, hi, status="ok", energy_source="rapl", hef=(1.0, 1.0, 1.0)):
     return Row(config_id=cid, kernel="matmul", shape="8x8x8", precision="fp32", sparsity="dense", density=1.0,
                backend="default", pass_="fwd", device="cpu", status=status, logical_flops=1024,
                time_s_median=t, time_s_ci_low=lo, time_s_ci_high=hi, energy_j=t * 10, energy_source=energy_source,
-               logical_flops_per_s=1024 / t, logical_flops_per_j=1024 / (t * 10), hef_time=1.0)
+               logical_flops_per_s=1024 / t, logical_flops_per_j=1024 / (t * 10), hef_time=hef[0],
+               hef_time_ci_low=hef[1], hef_time_ci_high=hef[2])
 
 
 def _run(path, rows, **meta):
@@ -76,3 +77,11 @@ def test_estimated_energy_is_labelled_in_compare_outputs(tmp_path):
     write_comparison(cmp, b, a, b)
     assert "ESTIMATED" in (b / "compare.md").read_text()
     assert "energy_source_b" in (b / "compare.csv").read_text()
+
+
+def test_hef_differences_are_significant_only_beyond_both_runs_intervals(tmp_path):
+    a = _run(tmp_path / "a", [_row("x", 1.0, 0.9, 1.1, hef=(2.0, 1.9, 2.1)), _row("y", 1.0, 0.9, 1.1, hef=(2.0, 1.8, 2.2))])
+    b = _run(tmp_path / "b", [_row("x", 1.0, 0.9, 1.1, hef=(2.5, 2.3, 2.7)), _row("y", 1.0, 0.9, 1.1, hef=(2.1, 2.0, 2.3))])
+    t = compare_runs(a, b).table.set_index("config_id")
+    assert bool(t.loc["x", "hef_time_significant"]) and not bool(t.loc["y", "hef_time_significant"])
+    assert t.loc["x", "hef_time_ratio"] == pytest.approx(1.25)

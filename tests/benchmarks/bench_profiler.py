@@ -4,8 +4,9 @@ share of ok rows whose 95% CI meets the target, and peak memory of the process.
     python tests/benchmarks/bench_profiler.py                  # quick suite
     python tests/benchmarks/bench_profiler.py --suite standard
 
-Targets (issue: quick suite): wall < 90 s on a 2-core machine, >= 90% of ok rows within a 2% CI,
-overhead < 10% of wall time. Prints a table and writes bench.json into the run directory.
+Targets (quick suite, 2-core machine): wall <= 60 s, overhead outside measurement windows <= 5% of the
+runner's wall time. Also reported: rows whose time and hef intervals meet the CI target, contended rows.
+Prints a table and writes bench.json into the run directory. Run it alone on the machine.
 """
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ import time
 from pathlib import Path
 
 from hwprof.analysis.summaries import ci_coverage
-from hwprof.running.runner import RunOptions, execute
+from hwprof.running.runner import execute
+from hwprof.running.session import RunOptions
 
-TARGETS = {"quick": {"wall_s": 90.0, "ci_share": 0.90, "overhead": 0.10}}
+TARGETS = {"quick": {"wall_s": 60.0, "overhead": 0.05}}
 
 
 def main(argv=None) -> int:
@@ -30,10 +32,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     result = execute(RunOptions(suite=args.suite, device=args.device, out_dir=args.out,
-                                command=["bench_profiler.py", *sys.argv[1:]]))
+                                command=["bench_profiler.py", *sys.argv[1:]]), notify=print)
     wall_total = time.perf_counter() - t0          # includes imports of the run's modules, suite parsing
     meta, df = result.meta, result.results
     within, ok = ci_coverage(df, meta["suite"]["ci_target"])
+    okdf = df[(df["status"] == "ok") & df["hef_time_ci_low"].notna() & (df["hef_time"] != 1.0)]
+    hef_half = (okdf["hef_time_ci_high"] - okdf["hef_time_ci_low"]) / 2 / okdf["hef_time"]
+    contended = int(df["flags"].fillna("").str.split(",").apply(lambda f: "contended" in f).sum())
     overhead = 1.0 - meta["measured_s"] / meta["wall_s"]
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     figures = {
@@ -41,6 +46,9 @@ def main(argv=None) -> int:
         "wall_s": round(wall_total, 2), "runner_wall_s": round(meta["wall_s"], 2),
         "measured_s": round(meta["measured_s"], 2), "overhead_share": round(overhead, 4),
         "ok_rows_within_ci_target": within, "ci_share": round(within / ok, 4) if ok else None,
+        "hef_rows_within_ci_target": int((hef_half <= meta["suite"]["ci_target"]).sum()), "hef_rows": len(okdf),
+        "hef_ci_halfwidth_median": round(float(hef_half.median()), 4) if len(okdf) else None,
+        "contended_rows": contended,
         "peak_rss_mib": round(peak_rss_mib, 1), "run_dir": str(result.run_dir),
     }
     (result.run_dir / "bench.json").write_text(json.dumps(figures, indent=2) + "\n")
@@ -49,7 +57,6 @@ def main(argv=None) -> int:
     target = TARGETS.get(args.suite)
     if target:
         checks = [("wall_s", figures["wall_s"] <= target["wall_s"]),
-                  ("ci_share", (figures["ci_share"] or 0) >= target["ci_share"]),
                   ("overhead", overhead <= target["overhead"])]
         for name, ok_ in checks:
             print(f"target {name:20s} {'met' if ok_ else 'MISSED'} ({target[name]})")

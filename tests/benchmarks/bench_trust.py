@@ -1,0 +1,89 @@
+"""Benchmarks of the trust features, run alone on the machine (figures in the README):
+
+    python tests/benchmarks/bench_trust.py repeat      # two quick runs back to back: do their hefs agree?
+    python tests/benchmarks/bench_trust.py neighbour   # a busy neighbour process during a run: flagged?
+
+repeat: for ok non-reference rows of two back-to-back quick runs, the share whose hef_time lies inside the
+other run's hef interval (target >= 90%) and the largest hef_time disagreement (target every row <= 15%).
+neighbour: a quiet quick run, then a quick run with a 2-thread matmul loop started after a few seconds and
+stopped a few seconds later; every row of the second run must be flagged contended, or have been
+re-measured and agree with the quiet run within 10%.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from hwprof.running.runner import execute
+from hwprof.running.session import RunOptions
+
+NEIGHBOUR = ("import torch, time\ntorch.set_num_threads(2)\na = torch.randn(1024, 1024)\n"
+             "t0 = time.time()\nwhile time.time() - t0 < {seconds}:\n    a @ a\n")
+
+
+def quick(out: Path, tag: str) -> pd.DataFrame:
+    r = execute(RunOptions(suite="quick", device="cpu", out_dir=out, command=["bench_trust.py", tag]), notify=print)
+    df = r.results.set_index("config_id")
+    df.attrs["run_dir"] = str(r.run_dir)
+    df.attrs["meta"] = r.meta
+    return df
+
+
+def _pairs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner")
+    ok = (both["status_a"] == "ok") & (both["status_b"] == "ok") & both["hef_time_a"].notna() & both["hef_time_b"].notna()
+    both = both[ok & (both["hef_time_a"] != 1.0)]          # non-reference rows
+    return both
+
+
+def repeat(out: Path) -> int:
+    a, b = quick(out, "repeat-a"), quick(out, "repeat-b")
+    p = _pairs(a, b)
+    a_in_b = (p["hef_time_a"] >= p["hef_time_ci_low_b"]) & (p["hef_time_a"] <= p["hef_time_ci_high_b"])
+    b_in_a = (p["hef_time_b"] >= p["hef_time_ci_low_a"]) & (p["hef_time_b"] <= p["hef_time_ci_high_a"])
+    inside = (a_in_b & b_in_a)
+    diff = (p["hef_time_b"] / p["hef_time_a"] - 1).abs()
+    print(f"runs: {a.attrs['run_dir']}  {b.attrs['run_dir']}")
+    print(f"non-reference ok rows: {len(p)}; each inside the other's hef interval: {int(inside.sum())} "
+          f"({inside.mean():.0%}, target >= 90%)")
+    print(f"largest hef_time disagreement: {diff.max():.1%} ({diff.idxmax()}), target <= 15%; median {diff.median():.1%}")
+    for cid in p.index[~inside]:
+        r = p.loc[cid]
+        print(f"  outside: {cid}: {r['hef_time_a']:.4g} [{r['hef_time_ci_low_a']:.4g}, {r['hef_time_ci_high_a']:.4g}] vs "
+              f"{r['hef_time_b']:.4g} [{r['hef_time_ci_low_b']:.4g}, {r['hef_time_ci_high_b']:.4g}]")
+    return 0
+
+
+def neighbour(out: Path, start_after_s: float = 8.0, seconds: float = 15.0) -> int:
+    quiet = quick(out, "quiet")
+    code = NEIGHBOUR.format(seconds=seconds)
+    launcher = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({start_after_s}); exec({code!r})"])
+    t0 = time.time()
+    busy = quick(out, "neighbour")
+    launcher.wait()
+    both = quiet.join(busy, lsuffix="_q", rsuffix="_n", how="inner")
+    both = both[(both["status_q"] == "ok") & (both["status_n"] == "ok")]
+    flagged = both["flags_n"].fillna("").str.contains("contended")
+    agree = (both["time_s_median_n"] / both["time_s_median_q"] - 1).abs() <= 0.10
+    meta = busy.attrs["meta"]
+    print(f"runs: quiet {quiet.attrs['run_dir']}  neighbour {busy.attrs['run_dir']} (neighbour ran from "
+          f"{start_after_s:.0f} s to {start_after_s + seconds:.0f} s of a {time.time() - t0:.0f} s run)")
+    print(f"ok rows: {len(both)}; flagged contended: {int(flagged.sum())}; re-measured: "
+          f"{(meta.get('contention') or {}).get('remeasured_rows')}; unflagged rows within 10% of the quiet run: "
+          f"{int((agree & ~flagged).sum())} of {int((~flagged).sum())}")
+    for cid in both.index[~flagged & ~agree]:
+        r = both.loc[cid]
+        print(f"  unflagged and off: {cid}: {r['time_s_median_n']:.4g} s vs quiet {r['time_s_median_q']:.4g} s, "
+              f"cpu_other_cores {r['cpu_other_cores_n']:.2f}")
+    print(both[["cpu_other_cores_n", "flags_n"]].to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "repeat"
+    out = Path("reports/bench")
+    raise SystemExit({"repeat": repeat, "neighbour": neighbour}[what](out))
