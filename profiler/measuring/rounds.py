@@ -53,6 +53,7 @@ class RoundsMeasurement:
     sampled_s: float
     flush_energy_j: float = 0.0
     paired_energy_ratio: float | None = None     # reference J/call over configuration J/call, same rounds
+    reference_batch: int = 0
 
     @property
     def energy_per_call_j(self) -> float | None:
@@ -89,17 +90,16 @@ def _window(fn, batch: int, timer: Timer, seconds: float) -> tuple[list[float], 
 def measure_rounds(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, policy: Policy,
                    ref_fn: Callable[[], object] | None = None, probe: LoadProbe | None = None,
                    context: Callable[[], AbstractContextManager] = nullcontext,
-                   ref_context: Callable[[], AbstractContextManager] = nullcontext) -> RoundsMeasurement:
+                   ref_context: Callable[[], AbstractContextManager] = nullcontext,
+                   ref_batch: int | None = None) -> RoundsMeasurement:
     """Measure fn in rounds, alternating with ref_fn when given. Stops when the interval over rounds (of
     hef when paired, of the time otherwise) is within the CI target, at least `rounds` rounds and the
     window minimum are done, or the budget is spent."""
     with context():
         batch = _prepare(fn, timer, policy)
-    if ref_fn is not None:
-        with ref_context():
+    if ref_fn is not None and not ref_batch:      # a reference already warm from the last configuration
+        with ref_context():                       # keeps its batch and skips the warm-up
             ref_batch = _prepare(ref_fn, timer, policy)
-    else:
-        ref_batch = 0
     per_round_energy = meter.source != "none" and policy.round_s >= ROUND_RESOLUTIONS * meter.resolution_s
     need_window = max(policy.min_window_s, meter.min_window_s)
     round_s = max(policy.round_s, (need_window if per_round_energy else policy.min_window_s) / policy.rounds)
@@ -179,7 +179,7 @@ def measure_rounds(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, p
         flags.append("short-window")
     flush_j = flush_energy(timer, meter, calls) if timer.flushes and reading.energy_j is not None else 0.0
     return RoundsMeasurement(cfg, ref, batch, summary, hef, hef_ci, hef_energy_ci, reading, calls,
-                             reading.window_s, load, flags, sampled, flush_j, paired_energy)
+                             reading.window_s, load, flags, sampled, flush_j, paired_energy, ref_batch or 0)
 
 
 def _ratios(ref: Side, cfg: Side) -> list[float]:

@@ -78,13 +78,14 @@ class SweepTools:
     probe: LoadProbe
     ref_id: str | None = None
     ref_case: kernels.Case | None = None
+    ref_batch: int = 0                 # the reference's calibrated batch, kept while it stays warm
 
     def reference_case(self, spec: Spec, s: Session, reference: Row | None) -> kernels.Case | None:
         ref_spec = reference_of(spec)
         if ref_spec.config_id == spec.config_id or reference is None or reference.status != "ok":
             return None
         if self.ref_id != ref_spec.config_id:
-            self.ref_id, self.ref_case = ref_spec.config_id, None
+            self.ref_id, self.ref_case, self.ref_batch = ref_spec.config_id, None, 0
             try:
                 self.ref_case, _ = kernels.build_case(ref_spec, s.device, s.seed)
             except Exception:        # measured before, so this is rare; the row then falls back to unpaired hef
@@ -93,6 +94,7 @@ class SweepTools:
 
     def drop_reference(self) -> None:
         self.ref_id = self.ref_case = None
+        self.ref_batch = 0
 
 
 def make_tools(s: Session) -> SweepTools:
@@ -145,7 +147,8 @@ def _measure_on_device(spec: Spec, s: Session, tools: SweepTools, reference: Row
         before = tools.sensors.snapshot()
         m = measure_rounds(case.run, s.timer, s.meter, s.policy, probe=tools.probe, context=case.context,
                            ref_fn=ref_case.run if ref_case else None,
-                           ref_context=ref_case.context if ref_case else nullcontext)
+                           ref_context=ref_case.context if ref_case else nullcontext, ref_batch=tools.ref_batch)
+        tools.ref_batch = m.reference_batch
         after = tools.sensors.snapshot()
         return ok_row(spec, case, m, s.device, s.info, rel_error, reference, before, after), m.sampled_s
     finally:
@@ -158,8 +161,10 @@ def sweep(s: Session, on_row: Callable[[Row], None], notify: Callable[[str], Non
     up in s.measured_s. A row measured while the machine was busy is measured again once it is quiet."""
     cpus = usable_cpus()
     if s.opts.quiet_check_s > 0:
+        t0 = time.perf_counter()
         qc = (wait_for_quiet(cpus, s.opts.wait_quiet_s, s.opts.quiet_check_s) if s.opts.wait_quiet_s > 0
               else quiet_check(cpus, s.opts.quiet_check_s))
+        s.measured_s += time.perf_counter() - t0      # a probe window: measurement, not overhead
         s.meta.setdefault("quiet_checks", []).append(qc.to_json())
         if not qc.quiet:
             names = ", ".join(f"{n.name} (pid {n.pid}, {n.cores:.2f} cores)" for n in qc.top) or "unknown processes"
@@ -168,7 +173,9 @@ def sweep(s: Session, on_row: Callable[[Row], None], notify: Callable[[str], Non
     warm = s.opts.device_warmup_s if s.opts.device_warmup_s is not None else (3.0 if s.device.type == "cuda" else 0.5)
     device_warmup(s.device, warm)
     if "idle_power_w" not in s.meta:
+        t0 = time.perf_counter()
         s.meta["idle_power_w"] = {s.meter.source: idle_power(s.meter, s.opts.idle_s)}
+        s.measured_s += time.perf_counter() - t0      # an energy window
     torch.manual_seed(s.seed)
     tools = make_tools(s)
     writer = ResultsWriter(s.run_dir / "results.csv")
@@ -179,7 +186,7 @@ def sweep(s: Session, on_row: Callable[[Row], None], notify: Callable[[str], Non
             row, sampled = measure_spec(spec, s, tools, reference)
             s.measured_s += sampled
             if "contended" in row.flags.split(",") and s.opts.quiet_check_s > 0 and \
-                    quiet_check(cpus, min(0.5, s.opts.quiet_check_s)).quiet:
+                    _quiet_now(s, cpus):
                 counts["remeasured_rows"] += 1          # the neighbour has gone: measure it again, once
                 row, sampled = measure_spec(spec, s, tools, reference)
                 s.measured_s += sampled
@@ -189,6 +196,13 @@ def sweep(s: Session, on_row: Callable[[Row], None], notify: Callable[[str], Non
             on_row(row)
     finally:
         writer.close()
+
+
+def _quiet_now(s: Session, cpus: list[int]) -> bool:
+    t0 = time.perf_counter()
+    quiet = quiet_check(cpus, min(0.5, s.opts.quiet_check_s)).quiet
+    s.measured_s += time.perf_counter() - t0
+    return quiet
 
 
 def execute(opts: RunOptions, progress: Progress | None = None,

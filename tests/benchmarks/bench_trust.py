@@ -65,7 +65,7 @@ def neighbour(out: Path, start_after_s: float = 8.0, seconds: float = 15.0) -> i
     t0 = time.time()
     busy = quick(out, "neighbour")
     launcher.wait()
-    both = quiet.join(busy, lsuffix="_q", rsuffix="_n", how="inner")
+    both = quiet.join(busy, lsuffix="_q", rsuffix="_n", how="inner")  # noqa: pandas 3 keeps these
     both = both[(both["status_q"] == "ok") & (both["status_n"] == "ok")]
     flagged = both["flags_n"].fillna("").str.contains("contended")
     agree = (both["time_s_median_n"] / both["time_s_median_q"] - 1).abs() <= 0.10
