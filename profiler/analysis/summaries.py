@@ -52,3 +52,21 @@ def ci_coverage(df: pd.DataFrame, target: float) -> tuple[int, int]:
     flags = ok["flags"].fillna("")
     within = (half <= target) & ~flags.str.contains("few-repeats")
     return int(within.sum()), len(ok)
+
+
+@dataclass(frozen=True)
+class Contention:
+    contended: int      # rows measured while other processes (or the hypervisor) used the machine
+    stalled: int
+    remeasured: int     # rows measured again once the machine was quiet
+
+    @property
+    def any(self) -> bool:
+        return bool(self.contended or self.stalled or self.remeasured)
+
+
+def contention(df: pd.DataFrame, meta: dict) -> Contention:
+    flags = df["flags"].fillna("").str.split(",")
+    return Contention(int(flags.apply(lambda f: "contended" in f).sum()),
+                      int(flags.apply(lambda f: "stalled" in f).sum()),
+                      int((meta.get("contention") or {}).get("remeasured_rows", 0)))

@@ -49,13 +49,11 @@ def print_results(df: pd.DataFrame, meta: dict, console: Console | None = None) 
     console.print(t)
     if energy.get("source") == "estimate":
         console.print("[yellow]energy is an estimate (TDP x CPU utilisation), not a measurement[/]")
-    flags = df["flags"].fillna("").str.split(",")
-    contended = int(flags.apply(lambda f: "contended" in f).sum())
-    stalled = int(flags.apply(lambda f: "stalled" in f).sum())
-    remeasured = (meta.get("contention") or {}).get("remeasured_rows", 0)
-    if contended or stalled or remeasured:
-        console.print(f"[yellow]{contended} rows measured while other processes used the machine (contended), "
-                      f"{stalled} stalled; {remeasured} re-measured once it was quiet[/]")
+    from hwprof.analysis.summaries import contention
+    c = contention(df, meta)
+    if c.any:
+        console.print(f"[yellow]{c.contended} rows measured while other processes used the machine (contended), "
+                      f"{c.stalled} stalled; {c.remeasured} re-measured once it was quiet[/]")
 
 
 def print_warning(text: str) -> None:

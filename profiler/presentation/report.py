@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from hwprof.presentation import plots
-from hwprof.analysis.summaries import break_even, ci_coverage
+from hwprof.analysis.summaries import break_even, ci_coverage, contention
 from hwprof.presentation.console import si
 from hwprof.running.rundir import atomic_write_text, read_run_json
 from hwprof.running.results import read_results
@@ -134,14 +134,11 @@ def findings(df: pd.DataFrame, meta: dict) -> list[str]:
     counts = df["status"].value_counts().to_dict()
     lines.append(f"{len(df)} configurations: {counts.get('ok', 0)} ok, {counts.get('unsupported', 0)} unsupported, "
                  f"{counts.get('error', 0)} error; {within} of {ok} ok rows have a 95% CI within {target * 100:g}%.")
-    flags = df["flags"].fillna("").str.split(",")
-    contended = int(flags.apply(lambda f: "contended" in f).sum())
-    stalled = int(flags.apply(lambda f: "stalled" in f).sum())
-    remeasured = (meta.get("contention") or {}).get("remeasured_rows", 0)
-    if contended or stalled or remeasured:
-        lines.append(f"{contended} rows were measured while other processes used the machine (flag contended) and "
-                     f"{stalled} stalled; {remeasured} were re-measured once it was quiet. Their numbers say more "
-                     "about the neighbour than the kernel.")
+    c = contention(df, meta)
+    if c.any:
+        lines.append(f"{c.contended} rows were measured while other processes used the machine (flag contended) "
+                     f"and {c.stalled} stalled; {c.remeasured} were re-measured once it was quiet. Their numbers say "
+                     "more about the neighbour than the kernel.")
     else:
         lines.append("No row was measured beside another busy process (no contended or stalled flags).")
     good = df[(df["status"] == "ok") & df["hef_time"].notna()]

@@ -53,3 +53,21 @@ def test_not_a_results_file(tmp_path):
     p.write_text("a,b\n1,2\n")
     with pytest.raises(BadInput, match="not a hwprof results.csv"):
         read_results(p)
+
+
+def test_added_columns_follow_the_contract_in_the_documented_order():
+    """The README's results.csv table lists these, appended after the contract and never reordered."""
+    assert ALL_COLUMNS[len(COLUMNS):] == [
+        "pruning_error", "bytes_moved", "arithmetic_intensity", "peak_source", "batch", "window_s",
+        "clock_mhz_start", "clock_mhz_end", "temp_c_start", "temp_c_end",
+        "cpu_other_cores", "cpu_steal_frac", "hef_time_ci_low", "hef_time_ci_high", "hef_energy_ci_low",
+        "hef_energy_ci_high", "rounds"]
+
+
+def test_a_results_file_from_before_the_trust_columns_still_reads(tmp_path):
+    """Run directories written before the columns were added (reports/examples of older versions)."""
+    old = ",".join(COLUMNS) + "\n" + ",".join(["x"] + [""] * (len(COLUMNS) - 1)) + "\n"
+    (tmp_path / "results.csv").write_text(old)
+    df = read_results(tmp_path / "results.csv")
+    assert df["config_id"].tolist() == ["x"]
+    assert Row.from_record(df.to_dict("records")[0]).hef_time_ci_low is None
