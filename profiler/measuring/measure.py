@@ -98,15 +98,20 @@ def warm_up(fn: Callable[[], object], timer: Timer, seconds: float) -> float:
             return last
 
 
-def measure(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, policy: Policy) -> Measurement:
-    t_warm = time.perf_counter()
+def prepare_batch(fn: Callable[[], object], timer: Timer, policy: Policy) -> int:
+    """Warm fn up, then choose its batch: the warm-up's last call predicts it, one calibration batch
+    confirms it (none for kernels slower than a batch)."""
     last = warm_up(fn, timer, policy.warmup_s)
-    # The warm-up's last call predicts the batch; one calibration batch confirms it (none for slow kernels).
     if last >= policy.min_batch_s:
-        batch = 1
-    else:
-        guess = math.ceil(policy.min_batch_s / last) if last > 0 else 1
-        batch = calibrate_batch(fn, timer, policy.min_batch_s, guess)
+        return 1
+    guess = math.ceil(policy.min_batch_s / last) if last > 0 else 1
+    return calibrate_batch(fn, timer, policy.min_batch_s, guess)
+
+
+def measure(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, policy: Policy) -> Measurement:
+    """One configuration alone in one window (peer checks and simple callers; the runner uses rounds)."""
+    t_warm = time.perf_counter()
+    batch = prepare_batch(fn, timer, policy)
     warmup = time.perf_counter() - t_warm
 
     samples: list[float] = []

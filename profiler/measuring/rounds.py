@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from hwprof.measuring.contention import LoadProbe, WindowLoad
-from hwprof.measuring.measure import MIN_SAMPLES_HARD, Policy, calibrate_batch, flush_energy, warm_up
+from hwprof.measuring.measure import MIN_SAMPLES_HARD, Policy, flush_energy, prepare_batch
 from hwprof.measuring.meters.base import EnergyMeter, EnergyReading
 from hwprof.measuring.stats import Summary, median_ci, summarize
 from hwprof.measuring.timing import Timer
@@ -68,14 +68,6 @@ class RoundsMeasurement:
         return self.energy.energy_j / self.energy.window_s
 
 
-def _prepare(fn, timer: Timer, policy: Policy) -> int:
-    last = warm_up(fn, timer, policy.warmup_s)
-    if last >= policy.min_batch_s:
-        return 1
-    guess = math.ceil(policy.min_batch_s / last) if last > 0 else 1
-    return calibrate_batch(fn, timer, policy.min_batch_s, guess)
-
-
 def _window(fn, batch: int, timer: Timer, seconds: float) -> tuple[list[float], int, float]:
     """Batches of fn for `seconds` (at least one): (per-call times, calls, wall seconds)."""
     out, calls = [], 0
@@ -96,10 +88,10 @@ def measure_rounds(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, p
     hef when paired, of the time otherwise) is within the CI target, at least `rounds` rounds and the
     window minimum are done, or the budget is spent."""
     with context():
-        batch = _prepare(fn, timer, policy)
+        batch = prepare_batch(fn, timer, policy)
     if ref_fn is not None and not ref_batch:      # a reference already warm from the last configuration
         with ref_context():                       # keeps its batch and skips the warm-up
-            ref_batch = _prepare(ref_fn, timer, policy)
+            ref_batch = prepare_batch(ref_fn, timer, policy)
     per_round_energy = meter.source != "none" and policy.round_s >= ROUND_RESOLUTIONS * meter.resolution_s
     need_window = max(policy.min_window_s, meter.min_window_s)
     round_s = max(policy.round_s, (need_window if per_round_energy else policy.min_window_s) / policy.rounds)

@@ -110,3 +110,23 @@ def test_sparsity_spec_parsing_and_column():
     for bad in ["unstructured:0", "unstructured:1.5", "block:0:0.5", "block:32", "3:4", "sparse"]:
         with pytest.raises(ValueError):
             SparsitySpec.parse(bad)
+
+
+def test_counts_are_exact_integers_with_their_batch():
+    """FLOP counts are integers (a float would lose exactness past 2**53 and compare unequal to FlopCounterMode)."""
+    assert flops.matmul_flops(2, 3, 4) == 48
+    assert flops.sparse_matmul_flops(nnz=10, n=4, batch=2) == 160
+    assert flops.block_sparse_matmul_flops(kept_blocks=3, bm=2, bk=2, n=5, batch=2) == 240
+    for value in (flops.with_pass(10, "fwd+bwd", "attention"), flops.causal_pairs(5, 5), flops.causal_pairs(7, 4),
+                  flops.mask_pairs("none", 3, 4), flops.executed_pairs("causal", 6, 6, "flash")):
+        assert type(value) is int, value
+    assert flops.with_pass(10, "fwd+bwd", "attention") == 35
+    assert flops.causal_pairs(7, 4) == 4 * 5 // 2 + 3 * 4
+    assert flops.mask_pairs("none", 3, 4) == 12
+
+
+def test_unknown_pass_and_mask_are_named():
+    with pytest.raises(ValueError, match="^unknown pass 'bwd'$"):
+        flops.with_pass(10, "bwd", "matmul")
+    with pytest.raises(ValueError, match="^unknown mask 'diag'$"):
+        flops.mask_pairs("diag", 4, 4)
