@@ -39,3 +39,54 @@ def test_normal_approximation_joins_the_exact_ranks():
     lo_exact, _ = median_ci_ranks(1000)
     lo_approx, _ = median_ci_ranks(1001)
     assert abs(lo_exact - lo_approx) <= 1
+
+
+def _exact_ranks(n, confidence):
+    """Independent: the largest l with P(X <= l-1) <= alpha/2, X ~ Binomial(n, 1/2), in exact fractions."""
+    from fractions import Fraction
+    half_alpha = (1 - Fraction(confidence).limit_denominator(10**6)) / 2
+    l, cdf = 0, Fraction(0)
+    while True:
+        cdf += Fraction(__import__("math").comb(n, l), 2 ** n)
+        if cdf > half_alpha:
+            break
+        l += 1
+    return None if l == 0 else (l, n + 1 - l)
+
+
+@pytest.mark.parametrize("confidence", [0.5, 0.9, 0.95, 0.975, 0.99])
+def test_exact_ranks_against_an_independent_binomial(confidence):
+    for n in list(range(1, 120)) + [257, 640, 999, 1000]:
+        assert median_ci_ranks(n, confidence) == _exact_ranks(n, confidence), (n, confidence)
+
+
+@pytest.mark.parametrize("n", [1001, 1500, 4000])
+def test_normal_approximation_is_within_one_rank_and_symmetric(n):
+    lo, hi = median_ci_ranks(n, 0.95)
+    exact_lo, exact_hi = _exact_ranks(n, 0.95)
+    assert abs(lo - exact_lo) <= 1 and hi == n + 1 - lo and 1 <= lo < n / 2
+
+
+def test_relative_half_width_and_degenerate_medians():
+    s = summarize([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0])
+    assert (s.ci_low, s.ci_high) == (2.0, 9.0)
+    assert s.rel_ci_halfwidth == pytest.approx((9.0 - 2.0) / 2 / 5.5)
+    zero = summarize([0.0] * 10)
+    assert zero.rel_ci_halfwidth == float("inf") and zero.rel_iqr == float("inf")
+    with pytest.raises(Exception):
+        s.median = 3.0                        # summaries are frozen values
+
+
+def test_too_few_samples_show_the_range_and_the_empty_case_is_named():
+    few = summarize([3.0, 1.0, 2.0])
+    assert (few.ci_low, few.ci_high, few.exact, few.n) == (1.0, 3.0, False, 3)
+    one = summarize([2.0])
+    assert one.rel_iqr == 0.0 and one.median == 2.0
+    with pytest.raises(ValueError, match="no samples"):
+        summarize([])
+
+
+def test_median_ci_of_values():
+    from hwprof.measuring.stats import median_ci
+    assert median_ci([5.0, 1.0, 4.0, 2.0, 3.0, 6.0], 0.95) == (1.0, 6.0)
+    assert median_ci([1.0, 2.0], 0.95) is None
