@@ -85,3 +85,14 @@ def test_hef_differences_are_significant_only_beyond_both_runs_intervals(tmp_pat
     t = compare_runs(a, b).table.set_index("config_id")
     assert bool(t.loc["x", "hef_time_significant"]) and not bool(t.loc["y", "hef_time_significant"])
     assert t.loc["x", "hef_time_ratio"] == pytest.approx(1.25)
+
+
+def test_unlike_conditions_name_what_differed_in_words():
+    assert unlike_conditions(META, META) == []
+    assert unlike_conditions(META, {**META, "threads": 8}) == ["threads: 2 vs 8"]
+    assert unlike_conditions(META, {**META, "energy": {"source": "estimate"}}) == ["energy meter: rapl vs estimate"]
+    assert unlike_conditions(META, {**META, "torch": "2.4.0"}) == ["torch: 2.13.0+cpu vs 2.4.0"]
+    assert unlike_conditions(META, {**META, "device_description": {"name": "Other CPU"}}) == \
+        ["device: cpu (Test CPU) vs cpu (Other CPU)"]
+    bare = {k: v for k, v in META.items() if k != "device_description"}
+    assert unlike_conditions(bare, bare) == [] and unlike_conditions(META, bare) == ["device: cpu (Test CPU) vs cpu (?)"]

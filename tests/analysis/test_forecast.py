@@ -88,3 +88,31 @@ def test_loss_at_and_training_cost():
     c, t, j = fc.training_cost(1e9, 2e10, 1e15, 1e12)
     assert c == 1.2e20 and t == pytest.approx(1.2e5) and j == pytest.approx(1.2e8)
     assert fc.training_cost(1, 1, None, None)[1:] == (None, None)
+
+
+def test_constants_are_the_published_ones():
+    import dataclasses
+    assert fc.SECONDS_PER_YEAR == 31_557_600                   # Julian year
+    law = fc.ChinchillaLaw()
+    assert (law.E, law.A, law.B, law.alpha, law.beta) == (1.69, 406.4, 410.7, 0.34, 0.28)   # Hoffmann et al.
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        law.E = 2.0
+
+
+def test_years_to_ratio_at_and_beyond_the_bounded_compute_limit():
+    """With efficiency halving, cumulative compute is bounded: at the bound exactly (arg = -1) and past it the
+    target is never reached (and log1p is never asked for a value at or below -1)."""
+    at_bound = -1 / fc.LN2                     # (r - 1) * b * ln2 = -1 for target 0.5, kappa 1 (r = 2)
+    assert fc.years_to_ratio(0.5, 1.0, at_bound) == math.inf
+    assert fc.years_to_ratio(0.5, 1.0, -1.5 / fc.LN2) == math.inf
+    assert math.isfinite(fc.years_to_ratio(0.5, 1.0, -0.5 / fc.LN2))
+
+
+def test_ratio_and_kappa_validation_messages():
+    with pytest.raises(ValueError, match=r"^target ratio 0.0 is outside \(0, 1\]$"):
+        fc.compute_for_ratio(0.0, 0.1)
+    with pytest.raises(ValueError, match=r"^target ratio 1.5 is outside \(0, 1\]$"):
+        fc.compute_for_ratio(1.5, 0.1)
+    with pytest.raises(ValueError, match="^kappa 0.0 must be positive$"):
+        fc.compute_for_ratio(0.5, 0.0)
+    assert fc.compute_for_ratio(1.0, 0.1) == 1.0

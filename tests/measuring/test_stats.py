@@ -90,3 +90,24 @@ def test_median_ci_of_values():
     from hwprof.measuring.stats import median_ci
     assert median_ci([5.0, 1.0, 4.0, 2.0, 3.0, 6.0], 0.95) == (1.0, 6.0)
     assert median_ci([1.0, 2.0], 0.95) is None
+
+
+def test_timings_below_one_second_have_finite_widths():
+    """Real timings are fractions of a second: the degenerate-median guards must only catch zero."""
+    s = summarize([1e-3 * (1 + i / 100) for i in range(10)])
+    assert 0 < s.rel_ci_halfwidth < 0.05 and 0 < s.rel_iqr < 0.1
+
+
+def test_two_samples_have_an_interquartile_range():
+    assert summarize([1.0, 3.0]).rel_iqr == pytest.approx((2.5 - 1.5) / 2.0)
+
+
+def test_empty_samples_message_is_exact():
+    with pytest.raises(ValueError, match="^no samples$"):
+        summarize([])
+
+
+def test_median_ci_defaults_to_95_percent():
+    from hwprof.measuring.stats import median_ci
+    values = [float(i) for i in range(1, 18)]                  # n = 17: 95% and 96% ranks differ
+    assert median_ci(values) == median_ci(values, 0.95) != median_ci(values, 0.96)
