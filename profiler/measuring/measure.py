@@ -52,18 +52,11 @@ class StopRule:
         return self.converged
 
 
-@dataclass
-class Measurement:
-    samples: list[float]              # seconds per call, one value per batch
-    batch: int
-    calls_in_window: int
-    window_s: float                   # the energy window the joules and calls_in_window come from
+class PerCallEnergy:
+    """Joules per call and mean power from a measurement's energy reading (flush joules taken out)."""
     energy: EnergyReading
-    summary: Summary
-    warmup_s: float
-    flags: list[str] = field(default_factory=list)
-    sampled_s: float = 0.0            # all sampling time (more than window_s when the meter asked for a retry)
-    flush_energy_j: float = 0.0       # joules of the cache flushes inside the window, measured apart
+    calls_in_window: int
+    flush_energy_j: float
 
     @property
     def energy_per_call_j(self) -> float | None:
@@ -76,6 +69,20 @@ class Measurement:
         if self.energy.energy_j is None or self.energy.window_s <= 0:
             return None
         return self.energy.energy_j / self.energy.window_s
+
+
+@dataclass
+class Measurement(PerCallEnergy):
+    samples: list[float]              # seconds per call, one value per batch
+    batch: int
+    calls_in_window: int
+    window_s: float                   # the energy window the joules and calls_in_window come from
+    energy: EnergyReading
+    summary: Summary
+    warmup_s: float
+    flags: list[str] = field(default_factory=list)
+    sampled_s: float = 0.0            # all sampling time (more than window_s when the meter asked for a retry)
+    flush_energy_j: float = 0.0       # joules of the cache flushes inside the window, measured apart
 
 
 def calibrate_batch(fn: Callable[[], object], timer: Timer, min_batch_s: float, n: int = 1,

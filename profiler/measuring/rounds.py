@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from hwprof.measuring.contention import LoadProbe, WindowLoad
-from hwprof.measuring.measure import MIN_SAMPLES_HARD, Policy, flush_energy, prepare_batch
+from hwprof.measuring.measure import MIN_SAMPLES_HARD, PerCallEnergy, Policy, flush_energy, prepare_batch
 from hwprof.measuring.meters.base import EnergyMeter, EnergyReading
 from hwprof.measuring.stats import Summary, median_ci, summarize
 from hwprof.measuring.timing import Timer
@@ -37,7 +37,7 @@ class Side:
 
 
 @dataclass
-class RoundsMeasurement:
+class RoundsMeasurement(PerCallEnergy):
     config: Side
     reference: Side | None
     batch: int
@@ -54,18 +54,6 @@ class RoundsMeasurement:
     flush_energy_j: float = 0.0
     paired_energy_ratio: float | None = None     # reference J/call over configuration J/call, same rounds
     reference_batch: int = 0
-
-    @property
-    def energy_per_call_j(self) -> float | None:
-        if self.energy.energy_j is None or self.calls_in_window == 0:
-            return None
-        return max(0.0, self.energy.energy_j - self.flush_energy_j) / self.calls_in_window
-
-    @property
-    def power_w(self) -> float | None:
-        if self.energy.energy_j is None or self.energy.window_s <= 0:
-            return None
-        return self.energy.energy_j / self.energy.window_s
 
 
 def _window(fn, batch: int, timer: Timer, seconds: float) -> tuple[list[float], int, float]:

