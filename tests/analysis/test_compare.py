@@ -96,3 +96,58 @@ def test_unlike_conditions_name_what_differed_in_words():
         ["device: cpu (Test CPU) vs cpu (Other CPU)"]
     bare = {k: v for k, v in META.items() if k != "device_description"}
     assert unlike_conditions(bare, bare) == [] and unlike_conditions(META, bare) == ["device: cpu (Test CPU) vs cpu (?)"]
+
+
+def test_written_comparison_says_everything_it_should(tmp_path):
+    est = {"energy": {"source": "estimate"}}
+    a = _run(tmp_path / "a", [_row("x", 1.0, 0.9, 1.1, energy_source="estimate")], **est)
+    b = _run(tmp_path / "b", [_row("x", 2.0, 1.9, 2.1, energy_source="estimate")], threads=4, **est)
+    cmp = compare_runs(a, b, allow_unlike=True)
+    csv_path, md_path = write_comparison(cmp, b, a, b)
+    lines = md_path.read_text().splitlines()
+    assert lines[:6] == ["# hwprof compare", "", f"A: `{a}`", "", f"B: `{b}`", ""]
+    assert lines[6] == ("Ratios are B / A. `significant`: the intervals of the two median times (over rounds) do not "
+                        "overlap; `hef_time_significant`: the two hef_time intervals over paired rounds do not overlap.")
+    assert lines[8] == ("**The runs were measured under different conditions**, so ratios include those differences: "
+                        "threads: 2 vs 4.")
+    assert lines[10] == ("**FLOP/J ratios involve an ESTIMATED energy** (TDP x CPU utilisation, not a measurement) "
+                         "where an energy_source is `estimate`.")
+    table = "\n".join(lines[12:])
+    header, _, row = table.splitlines()[:3]
+    assert header.split("|")[1].strip() == "config_id" and row.split("|")[1].strip() == "x"
+    assert float(row.split("|")[4]) == 2.0                      # time ratio B/A, in the markdown too
+    csv = pd.read_csv(csv_path)
+    assert csv.loc[0, "time_s_median_ratio"] == 2.0 and csv.loc[0, "time_s_median_a"] == 1.0
+    assert csv.loc[0, "time_s_median_b"] == 2.0 and bool(csv.loc[0, "significant"])
+    with pytest.raises(BadInput, match=r"^output directory .*: not a directory$"):
+        write_comparison(cmp, tmp_path / "absent", a, b)
+
+
+def test_refusals_are_worded_for_people(tmp_path):
+    a = _run(tmp_path / "a", [_row("x", 1.0, 0.9, 1.1)])
+    b = _run(tmp_path / "b", [_row("y", 1.0, 0.9, 1.1)])
+    with pytest.raises(BadInput, match=r"^.*/a and .*/b have no configuration in common \(config_id\)$"):
+        compare_runs(a, b)
+    c = _run(tmp_path / "c", [_row("x", 1.0, 0.9, 1.1)], threads=8)
+    with pytest.raises(BadInput, match=r"^.*/a and .*/c were measured under different conditions \(threads: 2 vs 8\); "
+                                       r"their ratios would mix those differences in - compare alike runs, or accept "
+                                       r"it explicitly$"):
+        compare_runs(a, c)
+
+
+def test_ratio_and_interval_edge_cases():
+    from hwprof.analysis.compare import _disjoint, _ratio
+    assert _ratio(2.0, 0.0) != _ratio(2.0, 0.0) and _ratio(float("nan"), 1.0) != _ratio(float("nan"), 1.0)
+    assert _ratio("x", 1.0) != _ratio("x", 1.0) and _ratio(3.0, 2.0) == 1.5
+    a = {"lo": 1.0, "hi": 2.0}
+    assert _disjoint(a, {"lo": 2.5, "hi": 3.0}, "lo", "hi") and _disjoint({"lo": 2.5, "hi": 3.0}, a, "lo", "hi")
+    assert not _disjoint(a, {"lo": 2.0, "hi": 3.0}, "lo", "hi")                     # touching is overlapping
+    assert not _disjoint(a, {"lo": float("nan"), "hi": 3.0}, "lo", "hi")
+    assert not _disjoint(a, {"lo": None, "hi": 3.0}, "lo", "hi")
+
+
+def test_time_significance_needs_both_directions_checked(tmp_path):
+    a = _run(tmp_path / "a", [_row("x", 2.0, 1.9, 2.1)])
+    b = _run(tmp_path / "b", [_row("x", 1.0, 0.9, 1.1)])                              # B faster: A's low > B's high
+    t = compare_runs(a, b).table
+    assert bool(t.loc[0, "significant"]) and t.loc[0, "time_s_median_a"] == 2.0 and t.loc[0, "time_s_median_b"] == 1.0

@@ -116,3 +116,17 @@ def test_ratio_and_kappa_validation_messages():
     with pytest.raises(ValueError, match="^kappa 0.0 must be positive$"):
         fc.compute_for_ratio(0.5, 0.0)
     assert fc.compute_for_ratio(1.0, 0.1) == 1.0
+
+
+def test_optimal_allocation_is_the_numerical_minimum():
+    """Independent: minimise L(N, C/6N) over N by ternary search in log N and compare with the closed form."""
+    law = fc.ChinchillaLaw()
+    for c in (1e20, 5.76e23, 1e26):
+        lo, hi = math.log(1e3), math.log(1e15)
+        loss = lambda ln_n: law.loss(math.exp(ln_n), c / (6 * math.exp(ln_n)))  # noqa: E731
+        for _ in range(200):
+            m1, m2 = lo + (hi - lo) / 3, hi - (hi - lo) / 3
+            lo, hi = (lo, m2) if loss(m1) < loss(m2) else (m1, hi)
+        n, d = law.optimal_allocation(c)
+        assert n == pytest.approx(math.exp((lo + hi) / 2), rel=1e-6)
+        assert d == pytest.approx(c / (6 * n), rel=1e-12)

@@ -175,3 +175,35 @@ def test_identities_hold_for_any_measurement(t_ref, t, j_ref, j, calls, calls_re
     assert math.isclose(row.doublings_time, math.log2(row.hef_time), rel_tol=1e-9, abs_tol=1e-12)
     assert math.isclose(row.doublings_energy, math.log2(row.hef_energy), rel_tol=1e-9, abs_tol=1e-12)
     assert math.isclose(row.mfu, row.physical_flops_per_s / peak, rel_tol=1e-9)
+
+
+def test_every_column_of_a_full_row():
+    """A golden row: each field traced to its input, so a column computed from the wrong input shows."""
+    spec = MatmulSpec((64, 64, 64), "bf16", SparsitySpec("unstructured", 0.5))
+    case = _case(spec, physical=spec.logical_flops // 2, bytes_moved=1000, density=0.5)
+    case.extras["pruning_error"] = 0.25
+    case.flags = ("upcast-fp32",)
+    load = WindowLoad(1.0, other_cores=0.5, steal_frac=0.1, own_cores=0.2, threads=2)
+    m = _measurement(1e-3, calls=100, window_s=2.0, window_j=4.0, source="estimate", load=load)
+    peak = Peak(1e12, "sheet", "datasheet")
+    row = ok_row(spec, case, m, CPU, _info({"bf16": peak}), 0.125, None,
+                 {"clock_mhz": 3000.0, "temp_c": 40.0}, {"clock_mhz": 2000.0, "temp_c": 45.0})
+    d = row.as_dict()
+    assert d["flags"] == "upcast-fp32,contended,stalled,throttled,estimate"
+    assert (d["peak_flops_per_s"], d["peak_source"]) == (1e12, "sheet")
+    assert (d["rel_error"], d["pruning_error"], d["bytes_moved"]) == (0.125, 0.25, 1000)
+    assert (d["clock_mhz_start"], d["clock_mhz_end"], d["temp_c_start"], d["temp_c_end"]) == (3000.0, 2000.0, 40.0, 45.0)
+    assert (d["cpu_other_cores"], d["cpu_steal_frac"]) == (0.5, 0.1)
+    assert d["arithmetic_intensity"] == spec.logical_flops / 1000 and d["density"] == 0.5
+    assert d["energy_j"] == pytest.approx(4.0 / 100) and d["energy_source"] == "estimate"
+    gpu = ok_row(spec, case, m, __import__("torch").device("cuda", 0), _info({"bf16": peak}), 0.0, None, {}, {})
+    assert "stalled" not in gpu.flags and "contended" in gpu.flags and gpu.device == "cuda:0"
+    nopeak = ok_row(spec, case, m, CPU, _info(), 0.0, None, {}, {})
+    assert nopeak.peak_flops_per_s is None and nopeak.peak_source == "" and nopeak.mfu is None
+    unmeasured = ok_row(spec, case, _measurement(1e-3, source="estimate"), CPU, _info(), 0.0, None, {}, {})
+    assert "estimate" not in unmeasured.flags.split(",")          # no joules, nothing estimated
+    dup = ok_row(spec, _case(spec), _measurement(1e-3, load=load), CPU, _info(), 0.0, None, {}, {})
+    dup_flags = dup.flags.split(",")
+    assert len(dup_flags) == len(set(dup_flags))
+    bare = base_row(spec, CPU, "unsupported")
+    assert bare.reason == "" and bare.status == "unsupported"
