@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import psutil
 
-from hwprof.measuring.cputime import share
+from hwprof.measuring.cputime import percpu_reader, share
 
 # Other processes' CPU use, in cores, above which a window is `contended`: a quiet 2-core VM shows
 # < 0.03 cores of background (daemons, the terminal); one neighbour thread shows ~0.5-1 core.
@@ -74,7 +74,7 @@ class LoadProbe:
     def __init__(self, cpus: Sequence[int], threads: int, gpu_processes: Callable[[], int] | None = None,
                  percpu: Callable[[], Sequence] | None = None, own: Callable[[], float] | None = None):
         self.cpus, self.threads = list(cpus), threads
-        self._percpu = percpu or (lambda: psutil.cpu_times(percpu=True))
+        self._percpu = percpu or percpu_reader()
         proc = psutil.Process()
         self._own = own or (lambda: sum(proc.cpu_times()[:2]))
         self._gpu_processes = gpu_processes

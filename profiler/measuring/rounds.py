@@ -113,10 +113,8 @@ def measure_rounds(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, p
             continue
         if time.perf_counter() - t_start >= policy.budget_s:
             break
-        target_values = _ratios(ref, cfg) if ref is not None else cfg.round_medians
-        ci = median_ci(target_values, policy.confidence)
-        med = statistics.median(target_values)
-        if ci is not None and med > 0 and (ci[1] - ci[0]) / 2 / med <= policy.ci_target:
+        target = summarize(_ratios(ref, cfg) if ref is not None else cfg.round_medians, policy.confidence)
+        if target.exact and target.rel_ci_halfwidth <= policy.ci_target:
             break
     sampled = time.perf_counter() - t_start
     load = probe.stop() if probe is not None else None
@@ -125,11 +123,12 @@ def measure_rounds(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, p
 
     summary = _summary(cfg, policy.confidence)
     ratios = _ratios(ref, cfg) if ref is not None else None
-    hef = statistics.median(ratios) if ratios else None
-    hef_ci = median_ci(ratios, policy.confidence) if ratios else None
+    hef_summary = summarize(ratios, policy.confidence) if ratios else None
+    hef = hef_summary.median if hef_summary else None
+    hef_ci = (hef_summary.ci_low, hef_summary.ci_high) if hef_summary and hef_summary.exact else None
     flags = []
-    rel = hef_ci and hef and (hef_ci[1] - hef_ci[0]) / 2 / hef
-    if summary.rel_ci_halfwidth > policy.ci_target or (rel is not None and rel > policy.ci_target):
+    if summary.rel_ci_halfwidth > policy.ci_target or (
+            hef_ci is not None and hef_summary.rel_ci_halfwidth > policy.ci_target):
         flags.append("noisy")
     if not summary.exact:
         flags.append("few-repeats")

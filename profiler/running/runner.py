@@ -85,7 +85,8 @@ class SweepTools:
         if ref_spec.config_id == spec.config_id or reference is None or reference.status != "ok":
             return None
         if self.ref_id != ref_spec.config_id:
-            self.ref_id, self.ref_case, self.ref_batch = ref_spec.config_id, None, 0
+            self.drop_reference()
+            self.ref_id = ref_spec.config_id
             try:
                 self.ref_case, _ = kernels.build_case(ref_spec, s.device, s.seed)
             except Exception:        # measured before, so this is rare; the row then falls back to unpaired hef
@@ -105,7 +106,7 @@ def make_tools(s: Session) -> SweepTools:
             nvml, target = open_device(s.device)
             gpu = nvml_other_processes(nvml, target.handle)
         except Exception:
-            gpu = None
+            pass                           # no NVML: contention is judged on the CPU side only
     return SweepTools(Sensors(s.device), LoadProbe(usable_cpus(), torch.get_num_threads(), gpu))
 
 
@@ -161,10 +162,9 @@ def sweep(s: Session, on_row: Callable[[Row], None], notify: Callable[[str], Non
     up in s.measured_s. A row measured while the machine was busy is measured again once it is quiet."""
     cpus = usable_cpus()
     if s.opts.quiet_check_s > 0:
-        t0 = time.perf_counter()
-        qc = (wait_for_quiet(cpus, s.opts.wait_quiet_s, s.opts.quiet_check_s) if s.opts.wait_quiet_s > 0
-              else quiet_check(cpus, s.opts.quiet_check_s))
-        s.measured_s += time.perf_counter() - t0      # a probe window: measurement, not overhead
+        with _measurement_window(s):
+            qc = (wait_for_quiet(cpus, s.opts.wait_quiet_s, s.opts.quiet_check_s) if s.opts.wait_quiet_s > 0
+                  else quiet_check(cpus, s.opts.quiet_check_s))
         s.meta.setdefault("quiet_checks", []).append(qc.to_json())
         if not qc.quiet:
             names = ", ".join(f"{n.name} (pid {n.pid}, {n.cores:.2f} cores)" for n in qc.top) or "unknown processes"
@@ -173,9 +173,8 @@ def sweep(s: Session, on_row: Callable[[Row], None], notify: Callable[[str], Non
     warm = s.opts.device_warmup_s if s.opts.device_warmup_s is not None else (3.0 if s.device.type == "cuda" else 0.5)
     device_warmup(s.device, warm)
     if "idle_power_w" not in s.meta:
-        t0 = time.perf_counter()
-        s.meta["idle_power_w"] = {s.meter.source: idle_power(s.meter, s.opts.idle_s)}
-        s.measured_s += time.perf_counter() - t0      # an energy window
+        with _measurement_window(s):
+            s.meta["idle_power_w"] = {s.meter.source: idle_power(s.meter, s.opts.idle_s)}
     torch.manual_seed(s.seed)
     tools = make_tools(s)
     writer = ResultsWriter(s.run_dir / "results.csv")
@@ -198,11 +197,19 @@ def sweep(s: Session, on_row: Callable[[Row], None], notify: Callable[[str], Non
         writer.close()
 
 
-def _quiet_now(s: Session, cpus: list[int]) -> bool:
+@contextmanager
+def _measurement_window(s: Session):
+    """A probe or energy window outside the configurations' own: measurement time, not overhead."""
     t0 = time.perf_counter()
-    quiet = quiet_check(cpus, min(0.5, s.opts.quiet_check_s)).quiet
-    s.measured_s += time.perf_counter() - t0
-    return quiet
+    try:
+        yield
+    finally:
+        s.measured_s += time.perf_counter() - t0
+
+
+def _quiet_now(s: Session, cpus: list[int]) -> bool:
+    with _measurement_window(s):
+        return quiet_check(cpus, min(0.5, s.opts.quiet_check_s)).quiet
 
 
 def execute(opts: RunOptions, progress: Progress | None = None,

@@ -14,8 +14,9 @@ from hwprof.measuring.meters.base import EnergyMeter
 DEFAULT_WATTS_PER_CPU = 7.0    # a rough server-class average of TDP per core; the user may give the real TDP
 
 
-def default_tdp_watts() -> float:
-    return DEFAULT_WATTS_PER_CPU * len(usable_cpus())
+def default_tdp_watts(cpus: list[int] | None = None) -> float:
+    """The default TDP share: DEFAULT_WATTS_PER_CPU for each CPU (the usable ones unless given)."""
+    return DEFAULT_WATTS_PER_CPU * len(usable_cpus() if cpus is None else cpus)
 
 
 class EstimateMeter(EnergyMeter):
@@ -27,7 +28,7 @@ class EstimateMeter(EnergyMeter):
                  cpus: list[int] | None = None) -> None:
         super().__init__()
         self.cpus = list(cpus) if cpus is not None else usable_cpus()
-        self.tdp_watts = float(tdp_watts) if tdp_watts else DEFAULT_WATTS_PER_CPU * len(self.cpus)
+        self.tdp_watts = float(tdp_watts) if tdp_watts else default_tdp_watts(self.cpus)
         self.tdp_from_user = bool(tdp_watts)
         self._cpu_times = cpu_times or percpu_reader()
         self._c0 = None
