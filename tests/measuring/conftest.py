@@ -1,0 +1,15 @@
+import pytest
+
+from tests.measuring.fakes import FakeClock
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Fake time for the measuring loops and the meters' windows."""
+    import hwprof.measuring.measure as measure
+    import hwprof.measuring.meters.base as base
+    import hwprof.measuring.rounds as rounds
+    c = FakeClock()
+    for module in (measure, rounds, base):
+        monkeypatch.setattr(module, "time", c)
+    return c
