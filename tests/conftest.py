@@ -4,6 +4,14 @@ from pathlib import Path
 import pytest
 import torch
 
+def pytest_configure(config):
+    """Tests never read or write the user's cache: the measured roofs go to a directory of this session
+    (shared by its tests, so a machine's roofs are measured once per test session)."""
+    import os
+    import tempfile
+    os.environ.setdefault("HWPROF_CACHE_DIR", tempfile.mkdtemp(prefix="hwprof-test-cache-"))
+
+
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 TINY_SUITE = """

@@ -70,3 +70,33 @@ def contention(df: pd.DataFrame, meta: dict) -> Contention:
     return Contention(int(flags.apply(lambda f: "contended" in f).sum()),
                       int(flags.apply(lambda f: "stalled" in f).sum()),
                       int((meta.get("contention") or {}).get("remeasured_rows", 0)))
+
+
+@dataclass(frozen=True)
+class RoofPlacement:
+    config_id: str
+    roof_frac: float
+    bound: str                  # "compute" or "memory": which roof limits this row
+
+
+def furthest_below_roof(df: pd.DataFrame, roofs: dict | None, n: int = 3) -> list[RoofPlacement]:
+    """The ok rows with the smallest share of their measured roof (where the most is left on the table),
+    and which roof binds them: memory where intensity x the memory roof is below the compute roof."""
+    if "roof_frac" not in df:
+        return []
+    ok = df[(df["status"] == "ok") & df["roof_frac"].notna()]
+    compute = (roofs or {}).get("compute") or {}
+    out = []
+    for r in ok.nsmallest(n, "roof_frac").to_dict("records"):
+        c = (compute.get(r["precision"]) or {}).get("flops_per_s")
+        bound = "memory" if c is None or r["roof_flops_per_s"] < c * (1 - 1e-9) else "compute"
+        out.append(RoofPlacement(r["config_id"], r["roof_frac"], bound))
+    return out
+
+
+def above_roof(df: pd.DataFrame, tolerance: float = 1.05) -> list[str]:
+    """Rows faster than their measured roof by more than `tolerance`: the roof was measured low."""
+    if "roof_frac" not in df:
+        return []
+    ok = df[(df["status"] == "ok") & (df["roof_frac"] > tolerance)]
+    return list(ok["config_id"])

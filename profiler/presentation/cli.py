@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet-check-s", type=_non_negative_float, default=1.0, metavar="SECONDS",
                    help="how long to probe what else uses the machine before the run (0: no check)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    r.add_argument("--remeasure-roofs", action="store_true",
+                   help="measure this machine's memory and compute roofs again instead of using the cached ones")
+    r.add_argument("--no-roofs", action="store_true", help="do not measure or load roofs (no roof_* columns)")
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("devices", help="devices, peak table entries and energy meters")
@@ -144,6 +147,7 @@ def cmd_run(args) -> int:
                       energy=args.energy, cpu_tdp_watts=args.cpu_tdp_watts, cpu_max_ghz=args.cpu_max_ghz,
                       flush_l2=args.flush_l2, threads=args.threads, budget_s=args.budget_s,
                       ci_target=args.ci_target, quiet_check_s=args.quiet_check_s, wait_quiet_s=args.wait_quiet,
+                      roofs=not args.no_roofs, remeasure_roofs=args.remeasure_roofs,
                       command=["hwprof", *sys.argv[1:]])
     result = execute(opts, progress=None if args.quiet else progress_bar, notify=print_warning)
     if not args.no_report:
@@ -158,7 +162,9 @@ def cmd_run(args) -> int:
 def cmd_devices(args) -> int:
     from hwprof.measuring.inventory import survey
     from hwprof.presentation.console import print_devices
-    print_devices(survey(args.cpu_tdp_watts))
+    from hwprof.running.roofs import load_cached
+    surveys = survey(args.cpu_tdp_watts)
+    print_devices(surveys, roofs=[load_cached(s.info) for s in surveys])
     return 0
 
 

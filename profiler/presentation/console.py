@@ -61,13 +61,14 @@ def print_warning(text: str) -> None:
     Console(stderr=True).print(f"[yellow]hwprof: warning: {text}[/]")
 
 
-def print_devices(surveys: list, console: Console | None = None) -> None:
-    """`hwprof devices`: one table per device (measuring.inventory.survey's result)."""
+def print_devices(surveys: list, console: Console | None = None, roofs: list | None = None) -> None:
+    """`hwprof devices`: one table per device (measuring.inventory.survey's result), with its cached
+    measured roofs (running.roofs.Roofs, or None) where given."""
     import torch
     console = console or make_console()
     if not torch.cuda.is_available():
         console.print(f"CUDA: not available to torch {torch.__version__}")
-    for sv in surveys:
+    for i, sv in enumerate(surveys):
         info = sv.info
         t = Table(title=f"{sv.device}: {info.name}", show_header=False)
         t.add_column("what")
@@ -85,6 +86,15 @@ def print_devices(surveys: list, console: Console | None = None) -> None:
                 t.add_row(f"peak {p}", f"{si(peak.flops_per_s, 'FLOP/s')}  [{peak.source}]")
         else:
             t.add_row("peaks", "none known (no MFU will be reported)")
+        measured = roofs[i] if roofs else None
+        if measured is None:
+            t.add_row("measured roofs", "none cached for this machine yet (the next run measures them)")
+        else:
+            m = measured.memory
+            t.add_row("memory roof", f"{si(m.bytes_per_s, 'B/s')} ({m.kernel}; measured {measured.measured})")
+            for p, r in measured.compute.items():
+                t.add_row(f"roof {p}", f"{si(r.flops_per_s, 'FLOP/s')} at {r.shape}" if r.flops_per_s
+                          else f"none: {r.reason}")
         t.add_row("energy meter", sv.meter)
         for n in sv.skipped_meters:
             t.add_row("  skipped", n)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
+import math  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hwprof.analysis.summaries import break_even  # noqa: E402
@@ -67,24 +70,59 @@ def hef_bars(df: pd.DataFrame):
     return fig
 
 
-def roofline(df: pd.DataFrame, peaks: dict, mem_bw: float | None):
+def _peak_value(peak) -> float:
+    return peak["flops_per_s"] if isinstance(peak, dict) else peak.flops_per_s
+
+
+def _spread_labels(ys: list[float], min_gap: float) -> list[float]:
+    """Label heights (log10 units) at or above each point, at least min_gap apart, in the points' order
+    of height: a greedy sweep that keeps every label next to its point and none on another."""
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    out = list(ys)
+    last = -math.inf
+    for i in order:
+        out[i] = max(ys[i], last + min_gap)
+        last = out[i]
+    return out
+
+
+def roofline(df: pd.DataFrame, peaks: dict, mem_bw: float | None, roofs: dict | None = None):
+    """Achieved physical FLOP/s (the work done) against physical intensity, under the measured roofs
+    (solid: min of each precision's compute roof and intensity x the memory roof) and the datasheet roofs
+    where known (dashed). Every configuration is a numbered point; the numbers are listed beside the plot."""
     ok = _ok(df)
-    ok = ok[ok["arithmetic_intensity"].notna() & ok["logical_flops_per_s"].notna()]
+    ok = ok[ok["bytes_moved"].notna() & ok["physical_flops_per_s"].notna() & ok["physical_flops"].notna()]
     if ok.empty:
         return None
-    fig, ax = plt.subplots(figsize=(8, 5))
+    ok = ok.assign(intensity=ok["physical_flops"] / ok["bytes_moved"]).sort_values("physical_flops_per_s")
+    fig, (ax, key) = plt.subplots(1, 2, figsize=(12, 6), gridspec_kw={"width_ratios": [3, 2]})
     for (kernel, prec), g in ok.groupby(["kernel", "precision"]):
-        ax.scatter(g["arithmetic_intensity"], g["logical_flops_per_s"], label=f"{kernel} {prec}",
+        ax.scatter(g["intensity"], g["physical_flops_per_s"], label=f"{kernel} {prec}", zorder=3,
                    marker="o" if kernel == "matmul" else "^", color=PRECISION_COLORS.get(prec))
-    xmin = ok["arithmetic_intensity"].min() / 2
+    x = np.logspace(np.log10(ok["intensity"].min() / 3), np.log10(ok["intensity"].max() * 3), 200)
+    memory = (roofs or {}).get("memory", {}).get("bytes_per_s")
+    for prec, c in ((roofs or {}).get("compute") or {}).items():
+        if c.get("flops_per_s") and prec in set(ok["precision"]):
+            y = np.minimum(c["flops_per_s"], x * memory) if memory else np.full_like(x, c["flops_per_s"])
+            ax.plot(x, y, lw=1.4, color=PRECISION_COLORS.get(prec, "grey"), label=f"measured roof {prec}")
     for prec, peak in (peaks or {}).items():
-        f = peak["flops_per_s"] if isinstance(peak, dict) else peak.flops_per_s
-        ax.axhline(f, ls="--", lw=0.8, color=PRECISION_COLORS.get(prec, "grey"))
-        ax.text(xmin, f, f" peak {prec}", va="bottom", fontsize=7, color=PRECISION_COLORS.get(prec, "grey"))
-        if mem_bw:
-            ax.plot([xmin, f / mem_bw], [mem_bw * xmin, f], color="grey", lw=0.6)
-    return _finish_loglog(fig, ax, "arithmetic intensity (logical FLOP per byte of dense operands)",
-                          "achieved logical FLOP/s", "Roofline" + ("" if peaks else " (no peak known for this device)"), 7)
+        if prec in set(ok["precision"]):
+            f = _peak_value(peak)
+            y = np.minimum(f, x * mem_bw) if mem_bw else np.full_like(x, f)
+            ax.plot(x, y, ls="--", lw=0.9, color=PRECISION_COLORS.get(prec, "grey"), label=f"datasheet {prec}")
+    records = ok.to_dict("records")
+    ys = np.log10(ok["physical_flops_per_s"].to_numpy())
+    gap = max(0.05, (ys.max() - ys.min()) / 45)
+    for i, (r, ly) in enumerate(zip(records, _spread_labels(list(ys), gap)), start=1):
+        ax.annotate(str(i), (r["intensity"], r["physical_flops_per_s"]), xytext=(r["intensity"] * 1.08, 10 ** ly),
+                    fontsize=6, va="center", arrowprops={"arrowstyle": "-", "lw": 0.3, "color": "grey"})
+    key.axis("off")
+    lines = [f"{i:>2}  {_label(r)}" + (f"  ({r['roof_frac']:.0%} of roof)" if pd.notna(r.get("roof_frac")) else "")
+             for i, r in enumerate(records, start=1)]
+    key.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=6)
+    title = "Roofline" + ("" if roofs or peaks else " (no roof measured or known for this device)")
+    return _finish_loglog(fig, ax, "physical intensity (FLOP done per byte of dense operands)",
+                          "achieved physical FLOP/s", title, 6)
 
 
 def accuracy_vs_efficiency(df: pd.DataFrame):

@@ -10,19 +10,19 @@ from pathlib import Path
 import pandas as pd
 
 from hwprof.presentation import plots
-from hwprof.analysis.summaries import break_even, ci_coverage, contention
+from hwprof.analysis.summaries import above_roof, break_even, ci_coverage, contention, furthest_below_roof
 from hwprof.presentation.console import si
 from hwprof.running.rundir import atomic_write_text, read_run_json
 from hwprof.running.results import read_results
 
 TABLE_COLUMNS = ["config_id", "status", "time_s_median", "time_rel_iqr", "repeats", "logical_flops_per_s",
                  "physical_flops_per_s", "logical_flops_per_j", "power_w", "hef_time", "hef_time_ci_low",
-                 "hef_time_ci_high", "hef_energy", "doublings_time", "mfu", "rel_error", "pruning_error",
+                 "hef_time_ci_high", "hef_energy", "doublings_time", "mfu", "roof_frac", "rel_error", "pruning_error",
                  "cpu_other_cores", "energy_source", "flags", "reason"]
 
 PLOTS = [
     ("hef.png", "Hidden-efficiency factor (time and energy) per configuration"),
-    ("roofline.png", "Roofline: achieved logical FLOP/s against arithmetic intensity"),
+    ("roofline.png", "Roofline: achieved physical FLOP/s under the measured roofs (solid) and datasheet roofs (dashed)"),
     ("accuracy.png", "Accuracy against efficiency: what each precision costs and buys"),
     ("sparsity.png", "Sparsity: hef_time against density, with the break-even point"),
     ("forecast.png", "Forecast: logical compute and excess loss over time"),
@@ -45,7 +45,7 @@ def render_plots(run_dir: Path, df: pd.DataFrame, meta: dict) -> dict[str, Path]
     forecast = _read_json(run_dir / "forecast.json")
     figs = {
         "hef.png": plots.hef_bars(df),
-        "roofline.png": plots.roofline(df, meta.get("peak_table", {}), mem_bw),
+        "roofline.png": plots.roofline(df, meta.get("peak_table", {}), mem_bw, meta.get("roofs")),
         "accuracy.png": plots.accuracy_vs_efficiency(df),
         "sparsity.png": plots.sparsity_curve(df),
         "forecast.png": plots.forecast_curves(forecast) if forecast else None,
@@ -122,6 +122,16 @@ def machine_lines(meta: dict) -> list[str]:
         lines.append(f"Peaks for MFU: {first.get('source')}")
     else:
         lines.append("Peaks for MFU: none known for this device, so MFU is left empty")
+    roofs = meta.get("roofs")
+    if roofs:
+        m = roofs["memory"]
+        rates = ", ".join(f"{p} {si(c['flops_per_s'], 'FLOP/s')} ({c['shape']})"
+                          for p, c in roofs["compute"].items() if c.get("flops_per_s"))
+        lines.append(f"Measured roofs ({'cached, ' if roofs.get('cached') else ''}measured {roofs.get('measured')}): "
+                     f"memory {si(m['bytes_per_s'], 'B/s')} ({m['method']}); compute, best dense matmul over a "
+                     f"size sweep: {rates or 'none'}")
+    else:
+        lines.append("Measured roofs: not measured for this run (roof_flops_per_s and roof_frac are empty)")
     lines.append(f"Run: {meta.get('status')}, started {meta.get('started')}, ended {meta.get('ended')}, "
                  f"wall {meta.get('wall_s', 0):.1f} s, of which {meta.get('measured_s', 0):.1f} s inside measurement windows")
     return lines
@@ -148,6 +158,15 @@ def findings(df: pd.DataFrame, meta: dict) -> list[str]:
                      f"({best['doublings_time']:.2f} doublings), rel_error {best['rel_error']:.2g}.")
     for be in break_even(df):
         lines.append(f"Break-even {be.pattern} {be.precision} {be.shape}: {be.note}.")
+    below = furthest_below_roof(df, meta.get("roofs"))
+    if below:
+        lines.append("Furthest below their measured roof: " + "; ".join(
+            f"{b.config_id} at {b.roof_frac:.0%} ({b.bound}-bound)" for b in below) + ".")
+    over = above_roof(df)
+    if over:
+        lines.append(f"{len(over)} rows ran faster than their measured roof by more than 5% ({', '.join(over[:3])}"
+                     f"{'...' if len(over) > 3 else ''}): the roof sweep did not find this machine's best; "
+                     "measure the roofs again on a quiet machine.")
     return lines
 
 

@@ -26,3 +26,11 @@ def doublings(factor: float | None) -> float | None:
 
 def mfu(achieved_flops_per_s: float | None, peak_flops_per_s: float | None) -> float | None:
     return rate(achieved_flops_per_s, peak_flops_per_s)
+
+
+def attainable(compute_roof: float | None, memory_roof: float | None, intensity: float | None) -> float | None:
+    """The roofline: min(compute roof, intensity x memory roof), FLOP/s. Either roof alone where the other
+    (or the intensity) is unknown; None when neither is known."""
+    bound = memory_roof * intensity if memory_roof and intensity else None
+    candidates = [r for r in (compute_roof, bound) if r]
+    return min(candidates) if candidates else None

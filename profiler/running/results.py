@@ -69,6 +69,8 @@ class Row:
     hef_energy_ci_low: float | None = None      # the same for energy, where the meter resolves a round
     hef_energy_ci_high: float | None = None
     rounds: int | None = None                   # paired rounds measured
+    roof_flops_per_s: float | None = None       # measured roofline at this row's physical intensity
+    roof_frac: float | None = None              # physical FLOP/s / roof_flops_per_s
 
     def as_dict(self) -> dict:
         """The row keyed by column name."""
@@ -113,6 +115,7 @@ class ResultsWriter:
         new = not self.path.exists() or self.path.stat().st_size == 0
         if not new:
             _drop_partial_last_line(self.path)
+            _upgrade_header(self.path)
         self._fh = open(self.path, "a", newline="")
         self._writer = csv.DictWriter(self._fh, fieldnames=ALL_COLUMNS)
         if new:
@@ -137,6 +140,24 @@ def _drop_partial_last_line(path: Path) -> None:
     if data and not data.endswith(b"\n"):
         with open(path, "r+b") as fh:
             fh.truncate(data.rfind(b"\n") + 1)
+
+
+def _upgrade_header(path: Path) -> None:
+    """A run written before columns were appended to the schema gets them (empty) before it is resumed,
+    so old and new rows line up under one header."""
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames == ALL_COLUMNS or not set(reader.fieldnames or []) <= set(ALL_COLUMNS):
+            return
+        records = list(reader)
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=ALL_COLUMNS)
+        writer.writeheader()
+        writer.writerows(records)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
 
 
 def read_results(path: Path) -> pd.DataFrame:

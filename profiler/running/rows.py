@@ -17,6 +17,7 @@ from hwprof.measuring.devices import DeviceInfo, throttled
 from hwprof.measuring.rounds import RoundsMeasurement
 from hwprof.running import efficiency as eff
 from hwprof.running.results import Row
+from hwprof.running.roofs import Roofs
 
 
 def base_row(spec: Spec, device: torch.device, status: str, reason: str = "") -> Row:
@@ -31,7 +32,7 @@ def is_own_reference(spec: Spec) -> bool:
 
 
 def ok_row(spec: Spec, case: Case, m: RoundsMeasurement, device: torch.device, info: DeviceInfo,
-           rel_error: float, reference: Row | None, before: dict, after: dict) -> Row:
+           rel_error: float, reference: Row | None, before: dict, after: dict, roofs: Roofs | None = None) -> Row:
     """A measured configuration's row; `reference` is its reference's row (None when not measured)."""
     t = m.summary.median
     energy = m.energy_per_call_j
@@ -64,6 +65,10 @@ def ok_row(spec: Spec, case: Case, m: RoundsMeasurement, device: torch.device, i
     # MFU from the work done: logical FLOP/s of a sparse or causal row can exceed the peak, which would read
     # as utilisation above 100%.
     row.mfu = eff.mfu(row.physical_flops_per_s, row.peak_flops_per_s)
+    if roofs is not None:       # the roof of the work done: physical FLOPs over the bytes of the operands
+        row.roof_flops_per_s = eff.attainable(roofs.compute_roof(spec.precision), roofs.memory.bytes_per_s,
+                                              eff.rate(case.physical_flops, case.bytes_moved))
+        row.roof_frac = eff.rate(row.physical_flops_per_s, row.roof_flops_per_s)
     row = with_hef(row, spec, reference)
     if m.hef_time is not None and row.hef_time is not None:        # paired rounds: the better estimate
         row.hef_time = m.hef_time

@@ -26,6 +26,7 @@ from hwprof.measuring.devices import Sensors, device_current, free_memory, usabl
 from hwprof.measuring.measure import device_warmup, idle_power
 from hwprof.measuring.rounds import measure_rounds
 from hwprof.running.results import ResultsWriter, Row, read_results
+from hwprof.running.roofs import Roofs, get_roofs
 from hwprof.running.rows import base_row, failure_reason, ok_row
 from hwprof.running.session import RunOptions, Session, close_session, open_session
 
@@ -151,7 +152,7 @@ def _measure_on_device(spec: Spec, s: Session, tools: SweepTools, reference: Row
                            ref_context=ref_case.context if ref_case else nullcontext, ref_batch=tools.ref_batch)
         tools.ref_batch = m.reference_batch
         after = tools.sensors.snapshot()
-        return ok_row(spec, case, m, s.device, s.info, rel_error, reference, before, after), m.sampled_s
+        return ok_row(spec, case, m, s.device, s.info, rel_error, reference, before, after, s.roofs), m.sampled_s
     finally:
         case = out = None        # drop the inputs before the next configuration allocates its own
 
@@ -175,6 +176,9 @@ def sweep(s: Session, on_row: Callable[[Row], None], notify: Callable[[str], Non
     if "idle_power_w" not in s.meta:
         with _measurement_window(s):
             s.meta["idle_power_w"] = {s.meter.source: idle_power(s.meter, s.opts.idle_s)}
+    if s.opts.roofs:
+        with _measurement_window(s):
+            s.roofs = _roofs(s, notify)
     torch.manual_seed(s.seed)
     tools = make_tools(s)
     writer = ResultsWriter(s.run_dir / "results.csv")
@@ -195,6 +199,17 @@ def sweep(s: Session, on_row: Callable[[Row], None], notify: Callable[[str], Non
             on_row(row)
     finally:
         writer.close()
+
+
+def _roofs(s: Session, notify: Callable[[str], None]) -> Roofs:
+    """The roofs this run's rows are placed under: a resumed run keeps its own; otherwise the machine's
+    cached ones, with any precision of this suite they lack measured now."""
+    if "roofs" in s.meta:
+        return Roofs.from_json(s.meta["roofs"])
+    precisions = ["fp32"] + [spec.precision for spec in s.suite.specs]
+    roofs = get_roofs(s.info, s.device, s.timer, precisions, s.opts.remeasure_roofs, notify=notify)
+    s.meta["roofs"] = roofs.to_json()
+    return roofs
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from hwprof.measuring.measure import Policy
 from hwprof.measuring.meters import EnergyMeter, select_meter
 from hwprof.measuring.timing import Timer, timer_for
 from hwprof.running.results import SCHEMA_VERSION, Row, read_results
+from hwprof.running.roofs import Roofs
 from hwprof.running.rundir import create_run_dir, read_run_json, write_json
 from hwprof.running.suite import Suite, load_suite, suite_from_data
 from hwprof.version import __version__
@@ -44,6 +45,8 @@ class RunOptions:
     device_warmup_s: float | None = None   # default: 0.5 s CPU, 3 s CUDA (until clocks settle)
     quiet_check_s: float = 1.0         # probe what else uses the CPUs before the run (0: no check, no re-measure)
     wait_quiet_s: float = 0.0          # wait up to this long for the machine to be quiet before starting
+    roofs: bool = True                 # measure (or load) this machine's roofs and place every row under them
+    remeasure_roofs: bool = False      # ignore the cached roofs and measure them again
     command: list[str] = field(default_factory=lambda: list(sys.argv))
 
 
@@ -62,6 +65,7 @@ class Session:
     done: dict[str, Row] = field(default_factory=dict)     # rows already written (resume)
     threads_before: int = 0                                # restored when the session closes
     measured_s: float = 0.0                                # this session's time inside sampling windows
+    roofs: Roofs | None = None                             # set by the sweep, after the device warm-up
 
 
 def _positive(v: float, what: str) -> float:

@@ -57,3 +57,18 @@ def test_devices_lists_cpu_and_its_meter(capsys):
     assert main(["devices"]) == 0
     out = capsys.readouterr().out
     assert "cpu" in out and "energy meter" in out
+
+
+def test_devices_shows_this_machines_cached_roofs(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HWPROF_CACHE_DIR", str(tmp_path))
+    assert main(["devices"]) == 0
+    assert "none cached for this machine yet" in capsys.readouterr().out
+    import torch
+    from hwprof.measuring.devices import describe
+    from hwprof.measuring.timing import CpuTimer
+    from hwprof.running.roofs import get_roofs
+    get_roofs(describe(torch.device("cpu")), torch.device("cpu"), CpuTimer(), ["fp32", "tf32"],
+              budget_per_precision_s=0.2)
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert "memory roof" in out and "roof fp32" in out and "none: tf32" in out

@@ -13,6 +13,9 @@ def _df():
                  rel_error=1e-7, arithmetic_intensity=10.0, logical_flops_per_s=1.5e11),
             dict(base, precision="fp32", sparsity="unstructured", density=0.5, hef_time=0.5, hef_energy=0.5,
                  rel_error=1e-7, arithmetic_intensity=10.0, logical_flops_per_s=0.5e11)]
+    for r in rows:
+        r.update(bytes_moved=3 * 64 * 64 * 4, physical_flops=int(2 * 64 ** 3 * r["density"]),
+                 physical_flops_per_s=r["logical_flops_per_s"] * r["density"], roof_frac=0.5)
     return pd.DataFrame(rows).rename(columns={"pass_": "pass"})
 
 
@@ -37,3 +40,27 @@ def test_hef_bars_show_one_bar_per_configuration_and_resource():
     ax = fig.axes[0]
     assert len(ax.patches) == 8            # four rows, time and energy
     assert sorted(round(p.get_width(), 6) for p in ax.patches)[:2] == [0.5, 0.5]
+
+
+def test_roofline_draws_measured_roofs_solid_datasheet_roofs_dashed_and_numbers_every_point():
+    roofs = {"memory": {"bytes_per_s": 1e10}, "compute": {"fp32": {"flops_per_s": 2e11}, "bf16": {"flops_per_s": 4e11},
+                                                           "int8": {"flops_per_s": 9e11}}}
+    fig = plots.roofline(_df(), {"fp32": {"flops_per_s": 1e12}}, 1e11, roofs)
+    ax = fig.axes[0]
+    lines = {l.get_label(): l for l in ax.get_lines()}
+    assert lines["measured roof fp32"].get_linestyle() == "-" and lines["datasheet fp32"].get_linestyle() == "--"
+    assert "measured roof bf16" in lines and "measured roof int8" not in lines     # only precisions in the run
+    x, y = lines["measured roof fp32"].get_data()
+    assert max(y) == 2e11 and min(y) == min(x) * 1e10                           # min(compute, I x memory)
+    numbers = sorted(int(t.get_text()) for t in ax.texts)
+    assert numbers == [1, 2, 3, 4]
+    labels = [t.xyann[1] for t in ax.texts]                                      # label heights
+    import math
+    logs = sorted(math.log10(v) for v in labels)
+    assert all(b - a >= 0.05 - 1e-12 for a, b in zip(logs, logs[1:]))           # no two labels on one another
+    key = fig.axes[1].texts[0].get_text()
+    assert "bf16" in key and "50% of roof" in key
+
+
+def test_spread_labels_keeps_order_and_gap():
+    assert plots._spread_labels([1.0, 1.0, 3.0, 1.02], 0.1) == [1.0, 1.1, 3.0, 1.2000000000000002]

@@ -61,7 +61,7 @@ def test_added_columns_follow_the_contract_in_the_documented_order():
         "pruning_error", "bytes_moved", "arithmetic_intensity", "peak_source", "batch", "window_s",
         "clock_mhz_start", "clock_mhz_end", "temp_c_start", "temp_c_end",
         "cpu_other_cores", "cpu_steal_frac", "hef_time_ci_low", "hef_time_ci_high", "hef_energy_ci_low",
-        "hef_energy_ci_high", "rounds"]
+        "hef_energy_ci_high", "rounds", "roof_flops_per_s", "roof_frac"]
 
 
 def test_a_results_file_from_before_the_trust_columns_still_reads(tmp_path):
@@ -71,3 +71,19 @@ def test_a_results_file_from_before_the_trust_columns_still_reads(tmp_path):
     df = read_results(tmp_path / "results.csv")
     assert df["config_id"].tolist() == ["x"]
     assert Row.from_record(df.to_dict("records")[0]).hef_time_ci_low is None
+
+
+def test_resuming_a_run_written_before_columns_were_appended_upgrades_its_header(tmp_path):
+    path = tmp_path / "results.csv"
+    older = ALL_COLUMNS[:-2]
+    import csv
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=older, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerow({k: ("" if v is None else v) for k, v in row(0).as_dict().items()})
+    w = ResultsWriter(path)
+    w.append(row(1))
+    w.close()
+    df = read_results(path)
+    assert list(df.columns) == ALL_COLUMNS and df["config_id"].tolist() == ["id0", "id1"]
+    assert df["time_s_median"].tolist() == [1e-6, 2e-6] and df["roof_frac"].isna().all()

@@ -207,3 +207,24 @@ def test_every_column_of_a_full_row():
     assert len(dup_flags) == len(set(dup_flags))
     bare = base_row(spec, CPU, "unsupported")
     assert bare.reason == "" and bare.status == "unsupported"
+
+
+def test_roof_columns_place_the_work_done_under_the_measured_roofline():
+    from hwprof.measuring.stream import MemoryRoof
+    from hwprof.running.roofs import ComputeRoof, Roofs
+    mem = MemoryRoof(1e9, "triad", 1e9, 1e9, 2**26, 10, "test")
+    roofs = Roofs("fp", {}, "2026-11-24", mem, {"fp32": ComputeRoof("fp32", 4e9, "x")})
+    m = _measurement(1e-3)
+    dense = ok_row(REF, _case(REF), m, CPU, _info(), 0.0, None, {}, {}, roofs)
+    intensity = REF.logical_flops / (3 * 64 * 64 * 4)                    # 10.7 FLOP/B: compute-bound here
+    assert dense.roof_flops_per_s == min(4e9, 1e9 * intensity) == 4e9
+    assert dense.roof_frac == pytest.approx(dense.physical_flops_per_s / 4e9, rel=1e-12)
+    sparse = MatmulSpec((64, 64, 64), "fp32", SparsitySpec("unstructured", 0.05))
+    row = ok_row(sparse, _case(sparse, physical=REF.logical_flops // 20), m, CPU, _info(), 0.0, None, {}, {}, roofs)
+    phys_intensity = (REF.logical_flops // 20) / (3 * 64 * 64 * 4)      # 0.53 FLOP/B: memory-bound
+    assert row.roof_flops_per_s == pytest.approx(1e9 * phys_intensity, rel=1e-12)
+    assert row.roof_frac == pytest.approx(row.physical_flops_per_s / row.roof_flops_per_s, rel=1e-12)
+    no_roof = ok_row(BF16, _case(BF16), m, CPU, _info(), 0.0, None, {}, {}, roofs)   # bf16 roof not measured
+    assert no_roof.roof_flops_per_s == pytest.approx(1e9 * intensity)        # the memory roof alone
+    plain = ok_row(REF, _case(REF), m, CPU, _info(), 0.0, None, {}, {})
+    assert plain.roof_flops_per_s is None and plain.roof_frac is None

@@ -133,3 +133,20 @@ def test_resume_completes_only_the_missing_configurations(tiny_suite, fast_optio
     ref = again.results.set_index("config_id").loc["matmul/64x64x64/fp64/dense/fwd"]
     assert ref["hef_time"] > 0                                # reference came from the first session
     assert len(again.meta["resumed"]) == 1
+
+
+def test_roofs_are_measured_once_recorded_in_run_json_and_place_every_ok_row(tiny_suite, fast_options, tmp_path,
+                                                                                monkeypatch):
+    monkeypatch.setenv("HWPROF_CACHE_DIR", str(tmp_path / "cache"))
+    first = execute(RunOptions(suite=str(tiny_suite), **fast_options))
+    roofs = first.meta["roofs"]
+    assert roofs["memory"]["bytes_per_s"] > 0 and "STREAM" in roofs["memory"]["method"]
+    assert roofs["compute"]["fp32"]["flops_per_s"] > 0 and roofs["compute"]["tf32"]["flops_per_s"] is None
+    assert set(roofs["compute"]) == {"fp32", "fp64", "tf32", "int8"} and not roofs["cached"]
+    ok = first.results[first.results["status"] == "ok"]
+    assert ok["roof_flops_per_s"].notna().all() and ok["roof_frac"].notna().all()
+    assert (ok["roof_frac"] == ok["physical_flops_per_s"] / ok["roof_flops_per_s"]).all()
+    second = execute(RunOptions(suite=str(tiny_suite), **fast_options))
+    assert second.meta["roofs"]["cached"] and second.meta["roofs"]["compute"] == roofs["compute"]
+    none = execute(RunOptions(suite=str(tiny_suite), roofs=False, **fast_options))
+    assert "roofs" not in none.meta and none.results["roof_frac"].isna().all()

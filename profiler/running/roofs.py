@@ -1,0 +1,183 @@
+"""Measured roofs of the run's device: the memory roof (STREAM, in `measuring.stream`) and, per precision,
+the best matmul rate over a short sweep of large square shapes, as the Empirical Roofline Toolkit does.
+
+Datasheet peaks are never reached by real kernels, and a CPU has none hwprof can trust; the measured roofs
+are what this machine, this torch and this thread count sustain. They are measured once per machine
+fingerprint and cached under the user's cache directory (HWPROF_CACHE_DIR overrides it); a precision a
+later suite needs is measured then and added.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from hwprof.kernels.build import build_case
+from hwprof.kernels.errors import Unsupported
+from hwprof.kernels.spec import MatmulSpec
+from hwprof.measuring.devices import INTERESTING_FLAGS, DeviceInfo
+from hwprof.measuring.stream import MemoryRoof, measure_memory_roof
+from hwprof.measuring.timing import Timer
+from hwprof.version import __version__
+
+METHOD_VERSION = 1          # bump when the method changes: cached roofs of another method are not reused
+CPU_SIZES = (256, 512, 1024, 2048, 4096)
+CUDA_SIZES = (1024, 2048, 4096, 8192, 16384)
+RISE = 1.03                 # a size must beat the best so far by 3% to count as rising
+PATIENCE = 2                # sizes in a row without rising that end the sweep (one could be a disturbed trial)
+WINDOW_S = 0.1              # each size: batches for this long, the best batch's rate kept
+MIN_BATCH_S = 0.01
+
+
+@dataclass(frozen=True)
+class ComputeRoof:
+    precision: str
+    flops_per_s: float | None      # None: no kernel for this precision here (reason says why)
+    shape: str = ""                # the shape that reached it
+    reason: str = ""
+
+
+@dataclass
+class Roofs:
+    fingerprint: str
+    machine: dict
+    measured: str                  # ISO date of the first measurement
+    memory: MemoryRoof
+    compute: dict[str, ComputeRoof] = field(default_factory=dict)
+    seconds: float = 0.0           # time spent measuring in this process (0 when all came from the cache)
+    cached: bool = False
+
+    def compute_roof(self, precision: str) -> float | None:
+        roof = self.compute.get(precision)
+        return roof.flops_per_s if roof else None
+
+    def to_json(self) -> dict:
+        return {"fingerprint": self.fingerprint, "machine": self.machine, "measured": self.measured,
+                "method_version": METHOD_VERSION, "memory": self.memory.to_json(),
+                "compute": {p: asdict(r) for p, r in self.compute.items()},
+                "seconds": self.seconds, "cached": self.cached}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Roofs":
+        return cls(d["fingerprint"], d["machine"], d["measured"], MemoryRoof(**d["memory"]),
+                   {p: ComputeRoof(**r) for p, r in d["compute"].items()}, d.get("seconds", 0.0),
+                   d.get("cached", False))
+
+
+def machine_key(info: DeviceInfo) -> dict:
+    """What a roof depends on: the device model (and its features), the threads, the torch build."""
+    key = {"kind": info.kind, "name": info.name, "torch": torch.__version__, "method_version": METHOD_VERSION}
+    if info.kind == "cuda":
+        key |= {"capability": info.gpu.get("capability"), "uuid": info.gpu.get("uuid"),
+                "cuda": info.gpu.get("cuda")}
+    elif info.cpu is not None:
+        key |= {"flags": [f for f in info.cpu.flags if f in INTERESTING_FLAGS],
+                "logical_cpus": info.cpu.logical_cpus, "usable_cpus": info.cpu.usable_cpus,
+                "threads": torch.get_num_threads()}
+    return key
+
+
+def fingerprint(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    override = os.environ.get("HWPROF_CACHE_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+    return Path(platformdirs.user_cache_dir("hwprof"))
+
+
+def _cache_path(fp: str) -> Path:
+    return cache_dir() / "roofs" / f"{fp}.json"
+
+
+def load_cached(info: DeviceInfo) -> Roofs | None:
+    """This machine's cached roofs, or None (none yet, or a file that does not parse)."""
+    path = _cache_path(fingerprint(machine_key(info)))
+    try:
+        roofs = Roofs.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    roofs.cached, roofs.seconds = True, 0.0
+    return roofs
+
+
+def _store(roofs: Roofs) -> None:
+    path = _cache_path(roofs.fingerprint)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**roofs.to_json(), "cached": True, "seconds": 0.0}, indent=1))
+        tmp.replace(path)
+    except OSError:
+        pass        # an unwritable cache costs a re-measurement next time, nothing else
+
+
+def sweep_compute_roof(precision: str, device: torch.device, timer: Timer, budget_s: float,
+                       sizes: tuple[int, ...] | None = None) -> ComputeRoof:
+    """Best dense matmul rate of one precision: square sizes upwards until the rate stops rising by RISE,
+    the next size would not fit the budget, or memory runs out."""
+    sizes = sizes or (CUDA_SIZES if device.type == "cuda" else CPU_SIZES)
+    best: ComputeRoof | None = None
+    flat = 0
+    t_start = time.perf_counter()
+    last_call = 0.0
+    for n in sizes:
+        if best is not None and time.perf_counter() - t_start + 8 * last_call * 3 > budget_s:
+            break                                   # the next size costs ~8x a call, a few times
+        try:
+            case, _ = build_case(MatmulSpec((n, n, n), precision), device)
+        except Unsupported as e:
+            return ComputeRoof(precision, None, reason=str(e))
+        except (torch.OutOfMemoryError, MemoryError):
+            break
+        with case.context():
+            last_call = timer.time_batch(case.run, 1)
+            batch = max(1, int(MIN_BATCH_S / last_call) if last_call > 0 else 1)
+            rate, t0 = 0.0, time.perf_counter()
+            while True:
+                t = timer.time_batch(case.run, batch)
+                if t > 0:
+                    rate = max(rate, case.physical_flops * batch / t)
+                if time.perf_counter() - t0 >= WINDOW_S:
+                    break
+        del case
+        rising = best is None or rate >= best.flops_per_s * RISE
+        if best is None or rate > best.flops_per_s:
+            best = ComputeRoof(precision, rate, f"{n}x{n}x{n}")
+        flat = 0 if rising else flat + 1
+        if flat >= PATIENCE:
+            break
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return best or ComputeRoof(precision, None, reason="no size fitted in memory")
+
+
+def get_roofs(info: DeviceInfo, device: torch.device, timer: Timer, precisions: list[str],
+              remeasure: bool = False, budget_per_precision_s: float | None = None,
+              notify: Callable[[str], None] = lambda text: None) -> Roofs:
+    """The cached roofs, with any precision they lack measured now (all of them when `remeasure`)."""
+    key = machine_key(info)
+    roofs = None if remeasure else load_cached(info)
+    t0 = time.perf_counter()
+    if roofs is None:
+        notify("measuring this machine's roofs (once; cached for later runs)")
+        roofs = Roofs(fingerprint(key), key, time.strftime("%Y-%m-%d"), measure_memory_roof(device))
+    budget = budget_per_precision_s or (3.0 if device.type == "cuda" else 1.0)
+    missing = [p for p in dict.fromkeys(precisions) if p not in roofs.compute]
+    for p in missing:
+        roofs.compute[p] = sweep_compute_roof(p, device, timer, budget)
+    if missing or not roofs.cached:
+        roofs.machine["hwprof"] = __version__
+        _store(roofs)
+    roofs.seconds = time.perf_counter() - t0
+    roofs.cached = roofs.cached and not missing
+    return roofs
