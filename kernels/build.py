@@ -9,6 +9,8 @@ from hwprof.kernels.attention import build_attention
 from hwprof.kernels.case import Case
 from hwprof.kernels.errors import Unsupported
 from hwprof.kernels.matmul import build_matmul
+from hwprof.kernels.quantized import build_quantized
+from hwprof.kernels.schemes import is_scheme
 from hwprof.kernels.precision import PRECISIONS
 from hwprof.kernels.spec import AttentionSpec, MatmulSpec, Spec
 
@@ -24,7 +26,12 @@ def build_case(spec: Spec, device: torch.device, seed: int = 0) -> tuple[Case, o
 
     A combination torch cannot run raises Unsupported with torch's own words; anything else propagates.
     """
-    case = build_attention(spec, device, seed) if isinstance(spec, AttentionSpec) else build_matmul(spec, device, seed)
+    if isinstance(spec, AttentionSpec):
+        case = build_attention(spec, device, seed)
+    elif is_scheme(spec.precision):
+        case = build_quantized(spec, device, seed)
+    else:
+        case = build_matmul(spec, device, seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -50,7 +57,7 @@ def estimate_bytes(spec: Spec) -> int:
     """Peak memory a case needs, estimated before allocating (inputs, fp32 sources, fp64 reference)."""
     if isinstance(spec, MatmulSpec):
         b, m, n, k = spec.bmnk
-        elem = PRECISIONS[spec.precision].element_bytes
+        elem = PRECISIONS[spec.precision].element_bytes if spec.precision in PRECISIONS else 2   # schemes: bf16
         per_elem = elem + 4 + 8 + (8 if spec.sparsity.pattern != "dense" else 0)
         return spec.element_count() * per_elem * (2 if spec.pass_ == "fwd+bwd" else 1)
     b, h, sq, sk, d, _ = spec.dims

@@ -25,6 +25,9 @@ class Case:
     # The tensors run() multiplies, as it holds them (dtype, layout, strides): what "runs as declared" means.
     operands: dict[str, Any] = field(default_factory=dict)
     flags: tuple[str, ...] = ()               # what a row must say about how this case really computes
+    # Bytes of the stored weight, scales and indices included: B, or the pruned operand of a sparse case
+    # (pruning is applied to weights); None where there is no weight (attention).
+    weight_bytes: int | None = None
 
     def rel_error(self, output: Any) -> float:
         return self.error_fn(output)
@@ -59,3 +62,18 @@ def max_rel_error(outs: list[torch.Tensor], refs: list[torch.Tensor]) -> float:
 
 def nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
+
+
+_COMPRESSED = (torch.sparse_csr, torch.sparse_bsr)
+
+
+def stored_bytes(t: torch.Tensor) -> int:
+    """Bytes a tensor really holds: values and index arrays of a CSR/BSR tensor, the inner tensors (data,
+    scales, zero points, metadata) of a tensor subclass such as a quantized or 2:4 tensor, recursively;
+    numel x element size for a plain strided tensor."""
+    if t.layout in _COMPRESSED:
+        return sum(nbytes(x) for x in (t.values(), t.crow_indices(), t.col_indices()))
+    if type(t) not in (torch.Tensor, torch.nn.Parameter) and hasattr(t, "__tensor_flatten__"):
+        names, _ = t.__tensor_flatten__()
+        return sum(stored_bytes(getattr(t, name)) for name in names if getattr(t, name) is not None)
+    return nbytes(t)

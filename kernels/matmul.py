@@ -11,7 +11,7 @@ import warnings
 import torch
 
 from hwprof.kernels import flops
-from hwprof.kernels.case import Case, max_rel_error, rel_error
+from hwprof.kernels.case import Case, max_rel_error, rel_error, stored_bytes
 from hwprof.kernels.errors import Unsupported
 from hwprof.kernels.precision import PRECISIONS, fp32_matmul_mode
 from hwprof.kernels.sparsity import prune
@@ -151,9 +151,12 @@ def build_matmul(spec: MatmulSpec, device: torch.device, seed: int) -> Case:
         run = (lambda: torch.mm(a_op, b_op)) if pattern != "dense" else (lambda: torch.matmul(a_op, b_op))
         error_fn = lambda out: rel_error(out, reference())  # noqa: E731
 
+    # the weight: the pruned operand of a sparse case, B otherwise, with its per-tensor scale if quantized
+    weight = operands["a"] if pattern != "dense" else operands["b"]
+    weight_bytes = stored_bytes(weight) + (4 if prec.family in ("fp8", "int8") else 0)
     return Case(spec=spec, run=run, logical_flops=spec.logical_flops, physical_flops=physical, density=density,
                 backend=spec.backend, bytes_moved=io_bytes, error_fn=error_fn, context=context, extras=extras,
-                operands=operands)
+                operands=operands, weight_bytes=weight_bytes)
 
 
 def column_major(t: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ from typing import Union
 
 from hwprof.kernels import flops
 from hwprof.kernels.precision import ATTENTION_PRECISIONS, PRECISIONS
+from hwprof.kernels.schemes import SCHEME_FORMS, parse_scheme
 
 PASSES = ("fwd", "fwd+bwd")
 ATTENTION_BACKENDS = ("auto", "math", "flash", "efficient", "cudnn")
@@ -89,8 +90,9 @@ class MatmulSpec:
     def __post_init__(self):
         if len(self.shape) not in (3, 4) or any(int(s) <= 0 for s in self.shape):
             raise ValueError(f"matmul shape {list(self.shape)} must be [M, N, K] or [B, M, N, K] of positive integers")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r} (known: {', '.join(PRECISIONS)})")
+        if self.precision not in PRECISIONS and parse_scheme(self.precision) is None:
+            raise ValueError(f"unknown precision {self.precision!r} (precisions: {', '.join(PRECISIONS)}; "
+                             f"quantization schemes: {', '.join(SCHEME_FORMS)})")
         if self.pass_ not in PASSES:
             raise ValueError(f"unknown pass {self.pass_!r} (use fwd or fwd+bwd)")
 
@@ -118,6 +120,8 @@ class MatmulSpec:
 
     @property
     def backend(self) -> str:
+        if self.precision not in PRECISIONS:
+            return "torchao"                          # a quantization scheme
         if self.sparsity.pattern == "unstructured":
             return "csr"
         if self.sparsity.pattern == "block":

@@ -14,7 +14,8 @@ import pandas as pd  # noqa: E402
 from hwprof.analysis.summaries import break_even  # noqa: E402
 
 PRECISION_COLORS = {"fp64": "#6c757d", "fp32": "#1f77b4", "tf32": "#17becf", "fp16": "#2ca02c", "bf16": "#98df8a",
-                    "fp8_e4m3": "#d62728", "int8": "#9467bd"}
+                    "fp8_e4m3": "#d62728", "int8": "#9467bd", "w8a8": "#8c564b", "w8a16": "#e377c2",
+                    "fp8-row": "#ff9896", "fp8w": "#bcbd22"}
 
 
 def _finish_loglog(fig, ax, xlabel: str, ylabel: str, title: str, legend_size: int):
@@ -134,7 +135,9 @@ def accuracy_vs_efficiency(df: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(8, 5))
     floor = 1e-17     # fp64 against an fp64 reference can be exactly 0
     for prec, g in ok.groupby("precision"):
-        ax.scatter(g["hef_time"], g["rel_error"].clip(lower=floor), label=prec, color=PRECISION_COLORS.get(prec), s=40)
+        scheme = g["backend"].eq("torchao").all()       # quantization schemes: squares, beside the plain dtypes
+        ax.scatter(g["hef_time"], g["rel_error"].clip(lower=floor), label=f"{prec} (scheme)" if scheme else prec,
+                   color=PRECISION_COLORS.get(prec), s=40, marker="s" if scheme else "o")
         for r in g.to_dict("records"):
             ax.annotate(f"{r['kernel'][0]} {r['shape']}", (r["hef_time"], max(r["rel_error"], floor)),
                         fontsize=6, alpha=0.7)

@@ -71,6 +71,7 @@ class Row:
     rounds: int | None = None                   # paired rounds measured
     roof_flops_per_s: float | None = None       # measured roofline at this row's physical intensity
     roof_frac: float | None = None              # physical FLOP/s / roof_flops_per_s
+    weight_bytes: int | None = None             # the stored weight (B, or a sparse row's pruned operand), scales included
 
     def as_dict(self) -> dict:
         """The row keyed by column name."""

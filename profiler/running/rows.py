@@ -12,6 +12,7 @@ from dataclasses import replace
 import torch
 
 from hwprof.kernels import Case
+from hwprof.kernels.schemes import compute_precision
 from hwprof.kernels.spec import Spec, reference_of, shape_str
 from hwprof.measuring.devices import DeviceInfo, throttled
 from hwprof.measuring.rounds import RoundsMeasurement
@@ -53,7 +54,7 @@ def ok_row(spec: Spec, case: Case, m: RoundsMeasurement, device: torch.device, i
         logical_flops_per_j=eff.rate(case.logical_flops, energy),
         peak_flops_per_s=peak.flops_per_s if peak else None, peak_source=peak.source if peak else "",
         rel_error=rel_error, flags=",".join(dict.fromkeys(flags)),
-        pruning_error=case.extras.get("pruning_error"), bytes_moved=case.bytes_moved,
+        pruning_error=case.extras.get("pruning_error"), bytes_moved=case.bytes_moved, weight_bytes=case.weight_bytes,
         arithmetic_intensity=eff.rate(case.logical_flops, case.bytes_moved),
         batch=m.batch, window_s=m.window_s,
         clock_mhz_start=before.get("clock_mhz"), clock_mhz_end=after.get("clock_mhz"),
@@ -66,7 +67,8 @@ def ok_row(spec: Spec, case: Case, m: RoundsMeasurement, device: torch.device, i
     # as utilisation above 100%.
     row.mfu = eff.mfu(row.physical_flops_per_s, row.peak_flops_per_s)
     if roofs is not None:       # the roof of the work done: physical FLOPs over the bytes of the operands
-        row.roof_flops_per_s = eff.attainable(roofs.compute_roof(spec.precision), roofs.memory.bytes_per_s,
+        row.roof_flops_per_s = eff.attainable(roofs.compute_roof(compute_precision(spec.precision)),
+                                              roofs.memory.bytes_per_s,
                                               eff.rate(case.physical_flops, case.bytes_moved))
         row.roof_frac = eff.rate(row.physical_flops_per_s, row.roof_flops_per_s)
     row = with_hef(row, spec, reference)

@@ -20,6 +20,7 @@ import torch
 from hwprof import kernels
 from hwprof.kernels.build import estimate_bytes
 from hwprof.kernels.case import all_finite
+from hwprof.kernels.schemes import compute_precision
 from hwprof.kernels.spec import Spec, reference_of
 from hwprof.measuring.contention import LoadProbe, nvml_other_processes, quiet_check, wait_for_quiet
 from hwprof.measuring.devices import Sensors, device_current, free_memory, usable_cpus
@@ -206,7 +207,7 @@ def _roofs(s: Session, notify: Callable[[str], None]) -> Roofs:
     cached ones, with any precision of this suite they lack measured now."""
     if "roofs" in s.meta:
         return Roofs.from_json(s.meta["roofs"])
-    precisions = ["fp32"] + [spec.precision for spec in s.suite.specs]
+    precisions = ["fp32"] + [compute_precision(spec.precision) for spec in s.suite.specs]
     roofs = get_roofs(s.info, s.device, s.timer, precisions, s.opts.remeasure_roofs, notify=notify)
     s.meta["roofs"] = roofs.to_json()
     return roofs

@@ -150,3 +150,22 @@ def test_roofs_are_measured_once_recorded_in_run_json_and_place_every_ok_row(tin
     assert second.meta["roofs"]["cached"] and second.meta["roofs"]["compute"] == roofs["compute"]
     none = execute(RunOptions(suite=str(tiny_suite), roofs=False, **fast_options))
     assert "roofs" not in none.meta and none.results["roof_frac"].isna().all()
+
+
+def test_scheme_rows_sit_beside_plain_dtypes_with_weight_bytes(tmp_path, fast_options):
+    suite = tmp_path / "schemes.toml"
+    suite.write_text('budget_s = 0.05\nci_target = 0.5\nwarmup_s = 0.0\nmin_window_s = 0.0\nrounds = 3\nround_s = 0.0\n'
+                     '[[matmul]]\nshapes = [[16, 256, 256]]\nprecisions = ["fp32", "w8a16", "w4a16:g64"]\n')
+    df = execute(RunOptions(suite=str(suite), roofs=False, **fast_options)).results.set_index("config_id")
+    fp32 = df.loc["matmul/16x256x256/fp32/dense/fwd"]
+    assert fp32["weight_bytes"] == 256 * 256 * 4
+    w8 = df.loc["matmul/16x256x256/w8a16/dense/fwd"]
+    assert w8["backend"] == "torchao" and w8["precision"] == "w8a16"
+    if w8["status"] == "ok":                                 # torchao installed
+        assert 0.25 <= w8["weight_bytes"] / fp32["weight_bytes"] < 0.27 and w8["rel_error"] < 0.02
+        assert w8["logical_flops"] == fp32["logical_flops"] and w8["hef_time"] > 0
+    else:
+        assert w8["status"] == "unsupported" and "torchao" in w8["reason"]
+    w4 = df.loc["matmul/16x256x256/w4a16:g64/dense/fwd"]
+    assert w4["status"] in ("ok", "unsupported") and (w4["status"] == "ok" or "w4a16" in w4["reason"]
+                                                       or "torchao" in w4["reason"])
