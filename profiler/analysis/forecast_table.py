@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from hwprof.analysis import forecast as fc
+from hwprof.analysis.models import as_configurations, model_names, model_rows, plans_of
 from hwprof.compat import tomllib
 from hwprof.errors import BadInput
 from hwprof.running.rundir import atomic_write_text, read_run_json
@@ -35,6 +36,8 @@ FIELDS = {
     "train_flops": "6*N*D logical FLOPs of the training-cost view",
     "train_time_s": "kernel-level lower bound on training time at the measured logical FLOP/s",
     "train_energy_j": "kernel-level lower bound on training energy at the measured logical FLOP/J",
+    "tokens_per_j": "with a model: tokens per joule of its measured step at this precision setting",
+    "tokens_per_year_start": "with a model: tokens the power budget processes in the first year",
 }
 
 
@@ -137,6 +140,9 @@ def forecast_rows(df: pd.DataFrame, s: Scenario) -> list[dict]:
         if s.train_params:
             c, t, j = fc.training_cost(s.train_params, s.train_tokens, r.get("logical_flops_per_s"), e0)
             row.update(train_flops=c, train_time_s=t, train_energy_j=j)
+        if r.get("tokens_per_j") is not None:
+            row.update(tokens_per_j=r["tokens_per_j"],
+                       tokens_per_year_start=r["tokens_per_j"] * s.power_watts * fc.SECONDS_PER_YEAR)
         out.append(row)
     return out
 
@@ -164,19 +170,28 @@ def trajectories(rows: list[dict], s: Scenario, max_series: int = 6) -> list[dic
     return out
 
 
-def write_forecast(run_dir: Path, s: Scenario) -> list[Path]:
-    """forecast.csv and forecast.json in the run directory (the plot is the report's business)."""
+def write_forecast(run_dir: Path, s: Scenario, model: str | None = None) -> list[Path]:
+    """forecast.csv and forecast.json in the run directory (the plot is the report's business). With a
+    model, E0 is that model's measured step (per precision setting), not a kernel's."""
     run_dir = Path(run_dir)
     meta = read_run_json(run_dir)
     df = read_results(run_dir / "results.csv")
+    if model is not None:
+        names = model_names(meta)
+        if model not in names:
+            raise BadInput(f"{run_dir}: no model {model!r} in this run "
+                           f"({'models: ' + ', '.join(names) if names else 'it has no [[model]] groups'})")
+        df = as_configurations(model_rows(df, [p for p in plans_of(meta) if p.model.name == model]))
     rows = forecast_rows(df, s)
     if not rows:
-        raise BadInput(f"{run_dir}: no ok configuration has a measured logical_flops_per_j "
-                       "(run with an energy meter, or with the estimate meter)")
+        what = f"no precision setting of model {model!r} has" if model else "no ok configuration has"
+        raise BadInput(f"{run_dir}: {what} a measured logical_flops_per_j "
+                       "(run with an energy meter, or with the estimate meter, and every kernel of the step ok)")
     csv_path, json_path = run_dir / "forecast.csv", run_dir / "forecast.json"
     atomic_write_text(csv_path, pd.DataFrame(rows).to_csv(index=False))
     doc = {
         "tool": "hwprof", "run": str(run_dir), "energy_source": meta.get("energy", {}).get("source"),
+        "model": model,
         "scenario": {**asdict(s), "kappa": s.effective_kappa},
         "note": "kernel-level figures: real training adds overheads (communication, data, idle) the kernel does not see",
         "fields": FIELDS, "configurations": rows, "trajectories": trajectories(rows, s),

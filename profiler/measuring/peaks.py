@@ -25,13 +25,14 @@ class GpuEntry:
     mem_bw_bytes_per_s: float
     sms: int                         # SMs of the full GPU (a MIG slice has fewer)
     tflops: dict[str, float]
+    year: int = 0                    # first shipped
 
 
 @functools.lru_cache(maxsize=1)
 def gpu_table() -> tuple[GpuEntry, ...]:
     text = resources.files("hwprof").joinpath("data/gpu_peaks.toml").read_text()
     return tuple(GpuEntry(g["name"], tuple(g["names"]), g["source"], float(g["tdp_w"]),
-                          float(g["mem_bw_gbs"]) * 1e9, int(g["sms"]), dict(g["tflops"]))
+                          float(g["mem_bw_gbs"]) * 1e9, int(g["sms"]), dict(g["tflops"]), int(g["year"]))
                  for g in tomllib.loads(text)["gpu"])
 
 

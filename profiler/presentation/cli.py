@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     r = sub.add_parser("run", help="run a suite (default: quick on the best local device)")
-    r.add_argument("--suite", default=None, help="quick | standard | full | FILE.toml (default quick)")
+    r.add_argument("--suite", default=None,
+                   help="quick | standard | full | model:NAME (tiny, gpt2-small, llama3-8b, llama3-70b) | FILE.toml "
+                        "(default quick)")
     r.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the suite's, else auto)")
     r.add_argument("--out", type=Path, default=Path("reports"), help="directory for run directories (default reports/)")
     r.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="complete an interrupted run")
@@ -105,7 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--target-ratio", type=float, default=None)
     f.add_argument("--train-params", type=float, default=None, help="model parameters N for the training-cost view")
     f.add_argument("--train-tokens", type=float, default=None, help="training tokens D for the training-cost view")
+    f.add_argument("--model", default=None, metavar="NAME",
+                   help="use this [[model]]'s measured step (FLOP/J per precision setting) as E0, with tokens per joule")
     f.set_defaults(func=cmd_forecast)
+
+    cl = sub.add_parser("claims", help="published efficiency claims checked against a run's measurements")
+    cl.add_argument("run_dir", type=Path)
+    cl.set_defaults(func=cmd_claims)
 
     v = sub.add_parser("validate", help="cross-check measurements against peer tools")
     v.add_argument("--device", default="auto")
@@ -150,6 +158,8 @@ def cmd_run(args) -> int:
                       roofs=not args.no_roofs, remeasure_roofs=args.remeasure_roofs,
                       command=["hwprof", *sys.argv[1:]])
     result = execute(opts, progress=None if args.quiet else progress_bar, notify=print_warning)
+    from hwprof.analysis.models import write_models
+    write_models(result.run_dir, result.results, result.meta)
     if not args.no_report:
         from hwprof.presentation.report import render_report
         render_report(result.run_dir)
@@ -192,10 +202,23 @@ def cmd_forecast(args) -> int:
     from hwprof.analysis.forecast_table import SCENARIO_KEYS, load_scenario, write_forecast
     from hwprof.presentation.report import render_report
     scenario = load_scenario(args.scenario, {k: getattr(args, k, None) for k in SCENARIO_KEYS})
-    paths = write_forecast(args.run_dir, scenario)
+    paths = write_forecast(args.run_dir, scenario, model=args.model)
     report = render_report(args.run_dir)
     for p in paths + [p for p in report if p.name in ("forecast.png", "report.html", "report.md")]:
         print(p)
+    return 0
+
+
+def cmd_claims(args) -> int:
+    from hwprof.analysis.claims import check_claims
+    from hwprof.analysis.models import read_models, write_models
+    from hwprof.presentation.console import print_claims
+    from hwprof.running.results import read_results
+    from hwprof.running.rundir import read_run_json
+    meta = read_run_json(args.run_dir)
+    df = read_results(args.run_dir / "results.csv")
+    write_models(args.run_dir, df, meta)
+    print_claims(check_claims(df, meta, read_models(args.run_dir)))
     return 0
 
 

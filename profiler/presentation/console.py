@@ -145,3 +145,15 @@ def progress_bar(total: int, completed: int):
     with Progress(*columns, transient=False) as progress:
         task = progress.add_task("measuring", total=total, completed=completed)
         yield lambda row: progress.update(task, advance=1, description=row.config_id)
+
+
+def print_claims(checks: list, console: Console | None = None) -> None:
+    """`hwprof claims` (analysis.claims.ClaimCheck rows)."""
+    console = console or make_console()
+    t = Table(title="Published claims, checked on this run", show_lines=True)
+    for col in ("claim", "source", "measured here", "verdict"):
+        t.add_column(col, overflow="fold")
+    colour = {"holds": "green", "does not hold": "red"}
+    for c in checks:
+        t.add_row(c.claim, c.source, c.measured, f"[{colour.get(c.verdict, 'yellow')}]{c.verdict}[/]")
+    console.print(t)

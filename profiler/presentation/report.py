@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from hwprof.presentation import plots
+from hwprof.analysis.claims import check_claims
+from hwprof.analysis.models import plans_of, read_models, write_models
 from hwprof.analysis.summaries import above_roof, break_even, ci_coverage, contention, furthest_below_roof
 from hwprof.presentation.console import si
 from hwprof.running.rundir import atomic_write_text, read_run_json
@@ -170,18 +172,40 @@ def findings(df: pd.DataFrame, meta: dict) -> list[str]:
     return lines
 
 
+MODEL_COLUMNS = ["model", "precision", "sparsity", "pass", "status", "time_s_per_token", "energy_j_per_token",
+                 "tokens_per_s", "tokens_per_j", "hef_time", "hef_energy", "energy_source", "flags", "reason"]
+
+
+def sections(df: pd.DataFrame, meta: dict, run_dir: Path) -> list[tuple[str, str, pd.DataFrame]]:
+    """The report's tables beyond the configurations: models (models.csv, rewritten here) and claims."""
+    out = []
+    write_models(run_dir, df, meta)
+    models = read_models(run_dir)
+    if models is not None:
+        n = ", ".join(f"{p.model.name}: 1 of {p.model.n_layers} layers measured, {p.model.tokens} tokens a step"
+                      for p in {p.model.name: p for p in plans_of(meta)}.values())
+        out.append(("Models", f"Per-token cost of each model step (models.csv). The layer repeats, so it is "
+                    f"measured once and counted n_layers times ({n}).", models[[c for c in MODEL_COLUMNS
+                                                                               if c in models.columns]]))
+    claims = pd.DataFrame([c.__dict__ for c in check_claims(df, meta, models)])
+    out.append(("Claims", "Published efficiency claims checked on this run (hwprof claims); verdict thresholds "
+                "are in hwprof/analysis/claims.py.", claims))
+    return out
+
+
 def render_report(run_dir: Path) -> list[Path]:
     run_dir = Path(run_dir)
     meta = read_run_json(run_dir)
     df = read_results(run_dir / "results.csv")
     images = render_plots(run_dir, df, meta)
+    extra = sections(df, meta, run_dir)
     html_path, md_path = run_dir / "report.html", run_dir / "report.md"
-    atomic_write_text(html_path, to_html(df, meta, images))
-    atomic_write_text(md_path, to_markdown(df, meta, images))
+    atomic_write_text(html_path, to_html(df, meta, images, extra))
+    atomic_write_text(md_path, to_markdown(df, meta, images, extra))
     return [html_path, md_path, *images.values()]
 
 
-def to_markdown(df: pd.DataFrame, meta: dict, images: dict[str, Path]) -> str:
+def to_markdown(df: pd.DataFrame, meta: dict, images: dict[str, Path], extra: list | None = None) -> str:
     name = meta.get("suite", {}).get("name", "")
     out = [f"# hwprof report: {_md_escape(name)} on {meta.get('device')}", ""]
     out += ["## Machine and method", ""] + [f"- {_md_escape(line)}" for line in machine_lines(meta)] + [""]
@@ -192,6 +216,9 @@ def to_markdown(df: pd.DataFrame, meta: dict, images: dict[str, Path]) -> str:
     table = df[[c for c in TABLE_COLUMNS if c in df.columns]].copy()
     for col in table.columns:
         table[col] = [_md_escape(_cell(col, v)) for v in table[col]]
+    for title, text, frame in extra or []:
+        cells = frame.map(lambda v: _md_escape(_cell("", v)))
+        out += [f"## {title}", "", _md_escape(text), "", cells.to_markdown(index=False), ""]
     out += ["## Configurations", "", table.to_markdown(index=False), ""]
     return "\n".join(out)
 
@@ -200,7 +227,7 @@ def _md_escape(text: str) -> str:
     return html.escape(str(text), quote=False).replace("|", "\\|")
 
 
-def to_html(df: pd.DataFrame, meta: dict, images: dict[str, Path]) -> str:
+def to_html(df: pd.DataFrame, meta: dict, images: dict[str, Path], extra: list | None = None) -> str:
     esc = html.escape
     name = meta.get("suite", {}).get("name", "")
     head = [f"<h1>hwprof report: {esc(str(name))} on {esc(str(meta.get('device')))}</h1>"]
@@ -212,6 +239,11 @@ def to_html(df: pd.DataFrame, meta: dict, images: dict[str, Path]) -> str:
             data = base64.b64encode(images[fname].read_bytes()).decode()
             figs.append(f"<figure><img alt='{esc(title)}' src='data:image/png;base64,{data}'>"
                         f"<figcaption>{esc(title)}</figcaption></figure>")
+    for title, text, frame in extra or []:
+        head.append(f"<h2>{esc(title)}</h2><p>{esc(text)}</p><table><thead><tr>"
+                    + "".join(f"<th>{esc(str(c))}</th>" for c in frame.columns) + "</tr></thead><tbody>"
+                    + "".join("<tr>" + "".join(f"<td>{esc(_cell('', v))}</td>" for v in r) + "</tr>"
+                              for r in frame.itertuples(index=False)) + "</tbody></table>")
     cols = [c for c in TABLE_COLUMNS if c in df.columns]
     rows = []
     for r in df.to_dict("records"):

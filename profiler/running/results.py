@@ -72,6 +72,7 @@ class Row:
     roof_flops_per_s: float | None = None       # measured roofline at this row's physical intensity
     roof_frac: float | None = None              # physical FLOP/s / roof_flops_per_s
     weight_bytes: int | None = None             # the stored weight (B, or a sparse row's pruned operand), scales included
+    model: str = ""                             # the [[model]] step(s) this configuration belongs to ("a+b" if several)
 
     def as_dict(self) -> dict:
         """The row keyed by column name."""
@@ -176,8 +177,8 @@ def read_results(path: Path) -> pd.DataFrame:
         raise BadInput(f"{path}: not a hwprof results.csv (missing columns: {', '.join(missing[:5])}"
                        f"{'...' if len(missing) > 5 else ''})")
     df = pd.read_csv(io.StringIO(text), dtype={"reason": str, "flags": str, "sparsity": str, "shape": str,
-                                               "peak_source": str})
-    for col in ("reason", "flags", "peak_source"):
+                                               "peak_source": str, "model": str, "precision": str})
+    for col in ("reason", "flags", "peak_source", "model"):
         if col in df:
             df[col] = df[col].fillna("")
     return df

@@ -26,6 +26,7 @@ from hwprof.measuring.contention import LoadProbe, nvml_other_processes, quiet_c
 from hwprof.measuring.devices import Sensors, device_current, free_memory, usable_cpus
 from hwprof.measuring.measure import device_warmup, idle_power
 from hwprof.measuring.rounds import measure_rounds
+from hwprof.running.modelplan import model_tags
 from hwprof.running.results import ResultsWriter, Row, read_results
 from hwprof.running.roofs import Roofs, get_roofs
 from hwprof.running.rows import base_row, failure_reason, ok_row
@@ -184,6 +185,7 @@ def sweep(s: Session, on_row: Callable[[Row], None], notify: Callable[[str], Non
     tools = make_tools(s)
     writer = ResultsWriter(s.run_dir / "results.csv")
     counts = s.meta.setdefault("contention", {"contended_rows": 0, "remeasured_rows": 0})
+    tags = model_tags(s.suite.models)
     try:
         for spec in [x for x in s.suite.specs if x.config_id not in s.done]:
             reference = s.done.get(reference_of(spec).config_id)
@@ -195,6 +197,7 @@ def sweep(s: Session, on_row: Callable[[Row], None], notify: Callable[[str], Non
                 row, sampled = measure_spec(spec, s, tools, reference)
                 s.measured_s += sampled
             counts["contended_rows"] += "contended" in row.flags.split(",")
+            row.model = tags.get(spec.config_id, "")
             writer.append(row)
             s.done[spec.config_id] = row
             on_row(row)

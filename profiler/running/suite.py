@@ -12,11 +12,12 @@ from pathlib import Path
 from hwprof.kernels.spec import AttentionSpec, MatmulSpec, SparsitySpec, Spec, parse_mask, reference_of
 from hwprof.compat import tomllib
 from hwprof.errors import BadInput
+from hwprof.running.modelplan import ModelPlan, expand_model_group
 
 PRESETS = ("quick", "standard", "full")
 MAX_DIM = 1 << 20                     # any single dimension beyond this is a typo, not a benchmark
-TOP_KEYS = {"name", "device", "budget_s", "ci_target", "matmul", "attention", "warmup_s", "min_window_s", "rounds",
-            "round_s"}
+TOP_KEYS = {"name", "device", "budget_s", "ci_target", "matmul", "attention", "model", "warmup_s", "min_window_s",
+            "rounds", "round_s"}
 GROUP_KEYS = {
     # `device` (optional): "cpu" or "cuda" - the group only applies when the run's device is of that type,
     # so one preset can hold CPU-sized and GPU-sized work.
@@ -40,24 +41,43 @@ class Suite:
     raw: dict = field(default_factory=dict)
     # every expanded configuration with the device type its group is restricted to (None: any device)
     candidates: list[tuple[Spec, str | None]] = field(default_factory=list)
+    models: list[ModelPlan] = field(default_factory=list)     # [[model]] plans selected for the device
+    model_candidates: list[tuple[ModelPlan, str | None]] = field(default_factory=list)
 
     def for_device(self, device_type: str | None) -> "Suite":
         """The suite as it runs on one device type: device-specific groups selected, references added."""
         specs = [s for s, only in self.candidates if only is None or device_type is None or only == device_type]
         if not specs:
             raise BadInput(f"suite {self.source}: no configurations for device type {device_type}")
-        return replace(self, specs=with_references(specs))
+        models = [p for p, only in self.model_candidates if only is None or device_type is None or only == device_type]
+        return replace(self, specs=with_references(specs), models=models)
 
     def resolved(self) -> dict:
         """What run.json stores and a resumed run compares: the exact configurations and settings."""
         return {"name": self.name, "source": self.source, "device": self.device, "budget_s": self.budget_s,
                 "ci_target": self.ci_target, "warmup_s": self.warmup_s, "min_window_s": self.min_window_s,
                 "rounds": self.rounds, "round_s": self.round_s,
-                "config_ids": [s.config_id for s in self.specs]}
+                "config_ids": [s.config_id for s in self.specs], "models": [p.to_json() for p in self.models]}
+
+
+MODEL_SUITE_SETTINGS = {"budget_s": 1.6, "min_window_s": 0.8, "rounds": 8, "round_s": 0.1, "warmup_s": 0.05,
+                        "ci_target": 0.02}
+
+
+def model_suite(preset: str) -> dict:
+    """`model:NAME`: one [[model]] group of a shipped shape in fp32 and bf16, with the quick suite's timing."""
+    from hwprof.kernels.model import PRESETS as MODELS
+    if preset not in MODELS:
+        raise BadInput(f"suite model:{preset}: no such model preset (presets: {', '.join(MODELS)})")
+    return {"name": f"model-{preset}", **MODEL_SUITE_SETTINGS,
+            "model": [{"preset": preset, "precisions": ["fp32", "bf16"]}]}
 
 
 def load_suite(name_or_path: str, device_type: str | None = None) -> Suite:
-    """Load a preset or TOML file; `device_type` ("cpu"/"cuda") selects device-specific groups."""
+    """Load a preset, `model:NAME` or a TOML file; `device_type` ("cpu"/"cuda") selects device-specific
+    groups."""
+    if name_or_path.startswith("model:"):
+        return suite_from_data(model_suite(name_or_path.split(":", 1)[1]), name_or_path, device_type)
     if name_or_path in PRESETS:
         text = resources.files("hwprof").joinpath(f"presets/{name_or_path}.toml").read_text()
         return parse_suite(text, name_or_path, device_type)
@@ -118,8 +138,26 @@ def suite_from_data(data: dict, source: str, device_type: str | None = None) -> 
             except ValueError as e:
                 raise BadInput(f"{where}: {e}") from None
             candidates += [(spec, only) for spec in expanded]
+    groups = data.get("model", [])
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise BadInput(f"suite {source}: [[model]] must be an array of tables")
+    shapes: dict[str, object] = {}
+    for i, group in enumerate(groups, 1):
+        where = f"suite {source}: [[model]] #{i}"
+        only = group.get("device")
+        if only is not None and only not in ("cpu", "cuda"):
+            raise BadInput(f"{where}: device {only!r} must be \"cpu\" or \"cuda\"")
+        try:
+            specs, plans = expand_model_group(group)
+        except (ValueError, TypeError) as e:
+            raise BadInput(f"{where}: {e}") from None
+        name = plans[0].model.name
+        if shapes.setdefault(name, plans[0].model) != plans[0].model:
+            raise BadInput(f"{where}: model name {name!r} is used twice with different shapes")
+        candidates += [(spec, only) for spec in specs]
+        suite.model_candidates += [(plan, only) for plan in plans]
     if not candidates:
-        raise BadInput(f"suite {source}: no [[matmul]] or [[attention]] configurations")
+        raise BadInput(f"suite {source}: no [[matmul]], [[attention]] or [[model]] configurations")
     suite.candidates = candidates
     return suite.for_device(device_type)
 

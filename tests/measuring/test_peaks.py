@@ -12,6 +12,7 @@ NVML_NAMES = {
     "NVIDIA A100-SXM4-80GB": "A100 SXM4 80GB", "NVIDIA A100-SXM4-40GB": "A100 SXM4 40GB",
     "NVIDIA A100-PCIE-40GB": "A100 PCIe 40GB", "NVIDIA A100 80GB PCIe": "A100 PCIe 80GB",
     "NVIDIA L4": "L4", "NVIDIA L40S": "L40S", "NVIDIA L40": "L40", "NVIDIA GeForce RTX 4090": "GeForce RTX 4090",
+    "Tesla T4": "T4", "Tesla V100-SXM2-16GB": "V100 SXM2", "Tesla V100-SXM2-32GB": "V100 SXM2",
 }
 
 
@@ -32,7 +33,7 @@ def test_near_misses_never_get_a_neighbours_row():
     assert match_gpu("NVIDIA GH200 480GB").name.startswith("GH200")                     # not "H200"
     a100_40 = match_gpu("NVIDIA A100-PCIE-40GB")
     assert a100_40.mem_bw_bytes_per_s == 1555e9 and a100_40.tdp_w == 250                # not the 80 GB card's
-    for unknown in ("NVIDIA H100", "NVIDIA L4S", "NVIDIA A100", "Tesla T4", "NVIDIA GeForce GTX 1080",
+    for unknown in ("NVIDIA H100", "NVIDIA L4S", "NVIDIA A100", "Tesla T4S", "Tesla V100-PCIE-16GB", "NVIDIA GeForce GTX 1080",
                     "NVIDIA H100 94GB HBM3"):
         assert match_gpu(unknown) is None, unknown
 
@@ -53,7 +54,13 @@ def test_mig_slice_peaks_scale_by_sm_share_or_are_withheld():
 
 
 def test_unknown_gpu_gets_no_peak():
-    assert match_gpu("NVIDIA GeForce GTX 1080") is None and gpu_peaks("Tesla T4") == {}
+    assert match_gpu("NVIDIA GeForce GTX 1080") is None and gpu_peaks("Tesla P100-PCIE-16GB") == {}
+
+
+def test_every_entry_has_a_release_year_and_a_power_limit():
+    for e in gpu_table():
+        assert 2016 <= e.year <= 2026 and e.tdp_w > 0, e.name
+    assert match_gpu("Tesla V100-SXM2-32GB").year == 2017 and match_gpu("NVIDIA H100 80GB HBM3").year == 2022
 
 
 def test_peaks_are_dense_and_sourced():
@@ -62,7 +69,8 @@ def test_peaks_are_dense_and_sourced():
     assert h100["fp8_e4m3"].flops_per_s == pytest.approx(1978.9e12)
     for e in gpu_table():
         assert e.source and e.tdp_w > 0 and e.mem_bw_bytes_per_s > 0
-        assert e.tflops["bf16"] >= e.tflops["fp32"]
+        sixteen = e.tflops.get("bf16", e.tflops.get("fp16"))         # pre-Ampere parts have fp16 only
+        assert sixteen >= e.tflops["fp32"]
         assert "fp8_e4m3" not in e.tflops or e.tflops["fp8_e4m3"] == pytest.approx(2 * e.tflops["bf16"], rel=0.03)
     assert "fp8_e4m3" not in match_gpu("NVIDIA A100-SXM4-80GB").tflops
 

@@ -72,3 +72,28 @@ def test_devices_shows_this_machines_cached_roofs(capsys, tmp_path, monkeypatch)
     assert main(["devices"]) == 0
     out = capsys.readouterr().out
     assert "memory roof" in out and "roof fp32" in out and "none: tf32" in out
+
+
+def test_a_model_run_writes_models_csv_a_report_section_and_claims(tmp_path, capsys):
+    suite = tmp_path / "m.toml"
+    suite.write_text('budget_s = 0.05\nci_target = 0.5\nwarmup_s = 0.0\nmin_window_s = 0.0\nrounds = 3\nround_s = 0.0\n'
+                     '[[model]]\nname = "micro"\nd_model = 64\nn_layers = 2\nn_heads = 4\nn_kv_heads = 2\nd_ff = 128\n'
+                     'vocab = 256\nseq_len = 16\nprecisions = ["fp32", "bf16"]\n')
+    out = tmp_path / "runs"
+    assert main(["run", "--suite", str(suite), "--out", str(out), "--energy", "estimate", "--quiet",
+                 "--quiet-check-s", "0", "--no-roofs"]) == 0
+    run_dir = next(out.iterdir())
+    import pandas as pd
+    models = pd.read_csv(run_dir / "models.csv")
+    assert models["status"].tolist() == ["ok", "ok"] and (models["tokens_per_s"] > 0).all()
+    assert (models["layers_measured"] == 1).all() and (models["n_layers"] == 2).all()
+    results = pd.read_csv(run_dir / "results.csv")
+    assert (results["model"] == "micro").all()
+    md = (run_dir / "report.md").read_text()
+    assert "## Models" in md and "1 of 2 layers measured" in md and "## Claims" in md
+    capsys.readouterr()
+    assert main(["claims", str(run_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "Lower-precision tensor formats" in text and "not measurable from kernel timings" in text
+    assert main(["forecast", str(run_dir), "--model", "micro"]) == 0
+    assert main(["forecast", str(run_dir), "--model", "nano"]) == 2
