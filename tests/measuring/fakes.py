@@ -5,7 +5,7 @@ from __future__ import annotations
 
 class FakeClock:
     def __init__(self):
-        self.now = 0.0
+        self.now = 1024.0            # not 0: a loop that adds its start time instead of subtracting it shows
         self.slept: list[float] = []
 
     def perf_counter(self) -> float:

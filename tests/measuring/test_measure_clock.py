@@ -83,12 +83,12 @@ def test_a_window_of_exactly_the_meters_minimum_is_not_short(clock):
 
 
 def test_flush_energy_runs_chunks_for_the_meters_window_and_scales_to_the_calls(clock):
-    timer = ClockTimer(clock, [0.0], flushes=True, flush_s=1e-5)
+    timer = ClockTimer(clock, [0.0], flushes=True, flush_s=2 ** -16)
     meter = Meter(power_w=2.0)
     j = flush_energy(timer, meter, 5000)
     assert timer.flush_chunks[0] == 1000                     # chunks of at most 1000 flushes
-    assert len(timer.flush_chunks) == 5                      # 5 x 10 ms reach the 50 ms floor exactly
-    assert j == pytest.approx(2.0 * 0.05 / 5000 * 5000)      # joules per flush x the calls' flushes
+    assert len(timer.flush_chunks) == 4                      # 4 x 15.3 ms pass the 50 ms floor
+    assert j == pytest.approx(2.0 * 2 ** -16 * 5000)         # joules per flush x the calls' flushes
     timer = ClockTimer(clock, [0.0], flushes=True, flush_s=1e-3)
     j = flush_energy(timer, Meter(power_w=2.0, min_window_s=0.2), 7)
     assert timer.flush_chunks == [7] * 29                    # 7 ms a chunk; the meter's 0.2 s minimum
@@ -96,6 +96,8 @@ def test_flush_energy_runs_chunks_for_the_meters_window_and_scales_to_the_calls(
     timer = ClockTimer(clock, [0.0], flushes=True, flush_s=1.0)
     flush_energy(timer, Meter(), 0)
     assert timer.flush_chunks == [1]                         # no calls: still one flush, chunk 1
+    one = ClockTimer(clock, [0.0], flushes=True, flush_s=1.0)
+    assert flush_energy(one, Meter(power_w=3.0), 1) == pytest.approx(3.0)   # one flush, longer than the window
     assert flush_energy(ClockTimer(clock, [0.0], flushes=True, flush_s=1.0), Meter(energy=False), 10) == 0.0
 
 
@@ -119,7 +121,7 @@ def test_idle_power_is_the_mean_power_of_an_empty_window(clock):
 class FakeTorch:
     """Records device_warmup's work: the matrix size, the products, the synchronisations."""
 
-    def __init__(self, clock, matmul_s=0.01):
+    def __init__(self, clock, matmul_s=2 ** -7):
         self.clock, self.matmul_s, self.shapes, self.matmuls, self.syncs = clock, matmul_s, [], 0, []
         outer = self
 
@@ -145,11 +147,42 @@ def test_device_warmup_busies_the_device_for_the_time_asked(clock, monkeypatch, 
     fake = FakeTorch(clock)
     monkeypatch.setattr(measure_mod, "torch", fake)
     device = torch.device(kind)
-    measure_mod.device_warmup(device, 0.24)
+    measure_mod.device_warmup(device, 24 * 2 ** -7)
     assert fake.shapes == [((size, size), device)]
-    assert fake.matmuls == 24                                # groups of 8 until 0.24 s have passed
+    assert fake.matmuls == 24                                # groups of 8 until 24 products have passed
     assert len(fake.syncs) == syncs and all(d == device for d in fake.syncs)
     fake = FakeTorch(clock)
     monkeypatch.setattr(measure_mod, "torch", fake)
     measure_mod.device_warmup(device, 0.0)
     assert fake.matmuls == 0
+
+
+def test_after_a_retry_the_calls_are_exactly_those_of_the_second_window(clock):
+    class Retry(Meter):
+        def _stop(self, window_s):
+            self.windows.append(window_s)
+            return (None, self.source, True) if len(self.windows) == 1 else (1.0, self.source, False)
+    m = measure(lambda: None, ClockTimer(clock, [0.125]), Retry(),
+                Policy(budget_s=0, warmup_s=0, min_batch_s=0.25, min_window_s=1.0))
+    assert m.batch == 2 and len(m.samples) == 8 and m.calls_in_window == 2 * 4     # 4 batches in the second window
+
+
+def test_a_batch_short_of_the_minimum_at_least_doubles():
+    from hwprof.measuring.measure import calibrate_batch
+
+    class PerCall:
+        def __init__(self):
+            self.asked = []
+
+        def time_batch(self, fn, n):
+            self.asked.append(n)
+            return 0.475e-3 * n
+    t = PerCall()
+    assert calibrate_batch(lambda: None, t, 2e-3, n=4) == 8 and t.asked == [4, 8]     # predicted 5, doubled to 8
+
+
+def test_the_stop_rule_steps_by_whole_samples():
+    from hwprof.measuring.measure import StopRule
+    rule = StopRule(Policy(min_samples=25, ci_target=0.5))
+    rule.update([1.0] * 25)
+    assert rule.next_check == 27 and isinstance(rule.next_check, int)

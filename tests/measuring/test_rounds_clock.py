@@ -106,7 +106,7 @@ def test_too_few_rounds_for_an_interval_are_flagged(clock):
 
 
 def test_paired_energy_per_round_at_exactly_twenty_resolutions(clock):
-    meter = Meter(resolution_s=0.25 / ROUND_RESOLUTIONS)
+    meter = Meter(resolution_s=0.0125)                       # a 0.25 s round is exactly 20 updates
     timer = SideTimer(clock, meter)
     m = measure_rounds(CFG, timer, meter, P(round_s=0.25), ref_fn=REF)
     assert len(m.config.joules) == len(m.reference.joules) == 8
@@ -115,7 +115,8 @@ def test_paired_energy_per_round_at_exactly_twenty_resolutions(clock):
     assert m.paired_energy_ratio == pytest.approx(8.0)      # 4x the time at 2x the power
     assert m.hef_energy_ci == pytest.approx((8.0, 8.0))
     assert m.energy_per_call_j == pytest.approx(0.125)
-    coarse = Meter(resolution_s=0.25 / ROUND_RESOLUTIONS * 1.01)
+    assert ROUND_RESOLUTIONS == 20
+    coarse = Meter(resolution_s=0.0125 * 1.01)
     m = measure_rounds(CFG, SideTimer(clock, coarse), coarse, P(round_s=0.25), ref_fn=REF)
     assert m.config.joules == [] and m.hef_energy_ci is None and m.paired_energy_ratio is None
 
@@ -180,7 +181,7 @@ class Probe:
         return WindowLoad(self.window_s, 0.0, 0.0, 1.0, 1)
 
 
-@pytest.mark.parametrize("window,kept", [(MIN_PROBE_S, True), (MIN_PROBE_S * 0.99, False)])
+@pytest.mark.parametrize("window,kept", [(0.2, True), (0.199, False)])     # CPU times tick every 10 ms
 def test_probes_shorter_than_the_cpu_tick_say_nothing(clock, window, kept):
     probe = Probe(clock, window)
     m = measure_rounds(CFG, SideTimer(clock), NoMeter(), P(), probe=probe)
@@ -200,3 +201,61 @@ def test_contexts_wrap_their_own_side(clock):
                    context=ctx("cfg"), ref_context=ctx("ref"))
     # the warm-ups, then three rounds: two asked for, a third to reach three samples of the configuration
     assert entered == ["cfg", "ref", "cfg", "ref", "ref", "cfg", "cfg", "ref"]
+
+
+def test_no_meter_means_no_per_round_readings_and_an_unpaired_run_has_no_reference_batch(clock):
+    m = measure_rounds(CFG, SideTimer(clock), NoMeter(), P(round_s=0.25))
+    assert m.config.joules == [] and m.energy.source == "none" and m.reference_batch == 0
+    assert m.flush_energy_j == 0.0 and m.paired_energy_ratio is None
+
+
+def test_round_medians_are_per_call_times_when_batched(clock):
+    m = measure_rounds(CFG, SideTimer(clock), NoMeter(), P(min_batch_s=0.25, round_s=0.5))
+    assert m.batch == 2 and m.config.round_medians == [0.125] * 8 and m.config.calls == [4] * 8
+
+
+def test_a_zero_width_interval_stops_at_the_minimum_and_is_not_noisy(clock):
+    m = measure_rounds(CFG, SideTimer(clock), NoMeter(), P(ci_target=0.0), ref_fn=REF)
+    assert len(m.config.round_medians) == 8 and m.hef_time_ci == (4.0, 4.0) and "noisy" not in m.flags
+
+
+def test_energy_ratios_use_each_sides_own_calls(clock):
+    meter = Meter(resolution_s=0.05)                          # 1 s rounds: 8 calls of the config, 2 of the reference
+    m = measure_rounds(CFG, SideTimer(clock, meter), meter, P(round_s=1.0), ref_fn=REF)
+    assert m.config.calls[0] == 8 and m.reference.calls[0] == 2
+    assert m.hef_energy_ci == pytest.approx((8.0, 8.0)) and m.paired_energy_ratio == pytest.approx(8.0)
+
+
+class ZeroOnce(Meter):
+    """Reads 0 J in the window numbered `which` (a round the counter did not see)."""
+
+    def __init__(self, which, **kw):
+        super().__init__(**kw)
+        self.which = which
+
+    def _stop(self, window_s):
+        j, source, retry = super()._stop(window_s)
+        return (0.0 if len(self.windows) == self.which else j), source, retry
+
+
+@pytest.mark.parametrize("which", [1, 2])                   # the configuration's first window, the reference's
+def test_a_round_that_read_zero_joules_is_left_out_of_the_energy_interval(clock, which):
+    meter = ZeroOnce(which, resolution_s=0.0125)
+    m = measure_rounds(CFG, SideTimer(clock, meter), meter, P(round_s=0.25, rounds=9), ref_fn=REF)
+    lo, hi = m.hef_energy_ci
+    assert lo == pytest.approx(8.0) and hi == pytest.approx(8.0)
+
+
+def test_a_round_whose_configuration_median_is_zero_is_left_out_of_hef(clock):
+    values = iter([0.125, 0.0] + [0.125] * 100)               # warm-up, then a round the clock did not see
+    m = measure_rounds(lambda: (next(values), 1.0), SideTimer(clock), NoMeter(), P(rounds=9), ref_fn=REF)
+    assert m.config.round_medians[0] == 0.0 and m.hef_time == 4.0
+
+
+def test_measurement_defaults():
+    from hwprof.measuring.rounds import RoundsMeasurement, Side
+    from hwprof.measuring.meters.base import EnergyReading
+    from hwprof.measuring.stats import summarize
+    m = RoundsMeasurement(Side(), None, 1, summarize([1.0]), None, None, None, EnergyReading(None, 0.0, "none"), 0,
+                          0.0, None, [], 0.0)
+    assert m.flush_energy_j == 0.0 and m.paired_energy_ratio is None and m.reference_batch == 0

@@ -26,6 +26,8 @@ MODULES = {
     "forecast": ("profiler/analysis/forecast.py", "tests/analysis/test_forecast.py"),
     "compare": ("profiler/analysis/compare.py", "tests/analysis/test_compare.py"),
     "rows": ("profiler/running/rows.py", "tests/running/test_rows.py"),
+    "models": ("profiler/analysis/models.py", "tests/analysis/test_models.py"),
+    "claims": ("profiler/analysis/claims.py", "tests/analysis/test_claims.py"),
     "rounds": ("profiler/measuring/rounds.py", "tests/measuring/test_rounds.py tests/measuring/test_rounds_clock.py"),
     "measure": ("profiler/measuring/measure.py",
                 "tests/measuring/test_measure.py tests/measuring/test_measure_clock.py tests/measuring/test_rounds.py"),
@@ -38,6 +40,9 @@ EQUIVALENT: dict[tuple[str, str], str] = {
         'split(":", 2): a validated mask "window:W" has one colon, so both splits agree',
     ("profiler/measuring/measure.py", "reading = None"):
         "any initial value: the window loop always runs at least once and assigns the reading",
+    ("profiler/measuring/rounds.py",
+     "paired_energy_ratio: float | None = None     # reference J/call over configuration J/call, same rounds"):
+        "float & None in an annotation: never evaluated (from __future__ import annotations); the default is tested",
     ("profiler/measuring/stats.py", "@functools.lru_cache(maxsize=4096)"):
         "the cache's size or presence changes speed, not the ranks",
     ("profiler/measuring/stats.py", "if n > 1000:   # normal approximation; agrees with the exact ranks to within one at this size"):
