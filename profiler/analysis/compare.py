@@ -1,4 +1,4 @@
-"""Compare two runs configuration by configuration (matched by config_id).
+"""Compare two runs configuration by configuration (matched by config_id; in fleet runs by device and config_id).
 
 Like pyperf, refuse to compare runs that are not alike (a different energy meter, thread count, torch
 version or device) unless the caller accepts it; then every output says what differed.
@@ -48,8 +48,8 @@ def compare_runs(run_a: Path, run_b: Path, allow_unlike: bool = False) -> Compar
     if unlike and not allow_unlike:
         raise BadInput(f"{run_a} and {run_b} were measured under different conditions ({'; '.join(unlike)}); "
                        "their ratios would mix those differences in - compare alike runs, or accept it explicitly")
-    a = read_results(Path(run_a) / "results.csv").set_index("config_id")
-    b = read_results(Path(run_b) / "results.csv").set_index("config_id")
+    a = _keyed(read_results(Path(run_a) / "results.csv"))
+    b = _keyed(read_results(Path(run_b) / "results.csv"))
     common = [c for c in a.index if c in b.index]
     if not common:
         raise BadInput(f"{run_a} and {run_b} have no configuration in common (config_id)")
@@ -70,6 +70,14 @@ def compare_runs(run_a: Path, run_b: Path, allow_unlike: bool = False) -> Compar
         row["energy_estimated"] = "estimate" in (ra["energy_source"], rb["energy_source"])
         rows.append(row)
     return Comparison(pd.DataFrame(rows), unlike, meta_a, meta_b)
+
+
+def _keyed(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows indexed by configuration; in a fleet run by device and configuration ("UUID :: config_id"),
+    so each device is compared with itself."""
+    if "device_uuid" in df and df["device_uuid"].astype(str).ne("").any():
+        return df.set_index(df["device_uuid"].astype(str) + " :: " + df["config_id"])
+    return df.set_index("config_id")
 
 
 def _disjoint(ra, rb, lo: str, hi: str) -> bool:

@@ -47,6 +47,35 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _suite_options(r: argparse.ArgumentParser) -> None:
+    """What `run` and `fleet` share: the suite, where results go, and how each configuration is measured."""
+    r.add_argument("--suite", default=None,
+                   help="quick | standard | full | model:NAME (tiny, gpt2-small, llama3-8b, llama3-70b) | FILE.toml "
+                        "(default quick)")
+    r.add_argument("--out", type=Path, default=Path("reports"), help="directory for run directories (default reports/)")
+    r.add_argument("--seed", type=_int_at_least(0), default=0)
+    r.add_argument("--energy", default="auto", choices=ENERGY_CHOICES, help="energy meter (default auto)")
+    r.add_argument("--cpu-tdp-watts", type=_positive_float, default=None, help="TDP for the CPU energy estimate")
+    r.add_argument("--flush-l2", action="store_true", help="CUDA: flush L2 before each timed batch")
+    r.add_argument("--threads", type=_int_at_least(1), default=None, help="CPU: torch intra-op threads")
+    r.add_argument("--budget-s", type=_positive_float, default=None, help="time budget per configuration")
+    r.add_argument("--ci-target", type=_positive_float, default=None, help="relative CI half-width target")
+    r.add_argument("--no-report", action="store_true", help="skip report.html/report.md")
+    r.add_argument("--quiet-check-s", type=_non_negative_float, default=1.0, metavar="SECONDS",
+                   help="how long to probe what else uses the machine before the run (0: no check)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    r.add_argument("--remeasure-roofs", action="store_true",
+                   help="measure this machine's memory and compute roofs again instead of using the cached ones")
+    r.add_argument("--no-roofs", action="store_true", help="do not measure or load roofs (no roof_* columns)")
+
+
+def _measure_kwargs(args) -> dict:
+    """RunOptions fields from the shared options (what a fleet task passes on to each node's runner)."""
+    return dict(seed=args.seed, energy=args.energy, cpu_tdp_watts=args.cpu_tdp_watts, flush_l2=args.flush_l2,
+                threads=args.threads, budget_s=args.budget_s, ci_target=args.ci_target,
+                quiet_check_s=args.quiet_check_s, roofs=not args.no_roofs, remeasure_roofs=args.remeasure_roofs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hwprof", description="Hardware efficiency profiler: logical FLOPs against time and energy.")
     from hwprof.version import __version__
@@ -54,31 +83,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     r = sub.add_parser("run", help="run a suite (default: quick on the best local device)")
-    r.add_argument("--suite", default=None,
-                   help="quick | standard | full | model:NAME (tiny, gpt2-small, llama3-8b, llama3-70b) | FILE.toml "
-                        "(default quick)")
+    _suite_options(r)
     r.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the suite's, else auto)")
-    r.add_argument("--out", type=Path, default=Path("reports"), help="directory for run directories (default reports/)")
     r.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="complete an interrupted run")
-    r.add_argument("--seed", type=_int_at_least(0), default=0)
-    r.add_argument("--energy", default="auto", choices=ENERGY_CHOICES, help="energy meter (default auto)")
-    r.add_argument("--cpu-tdp-watts", type=_positive_float, default=None, help="TDP for the CPU energy estimate")
     r.add_argument("--cpu-max-ghz", type=_positive_float, default=None,
                    help="max CPU clock for the theoretical peak where cpufreq is missing (VMs)")
-    r.add_argument("--flush-l2", action="store_true", help="CUDA: flush L2 before each timed batch")
-    r.add_argument("--threads", type=_int_at_least(1), default=None, help="CPU: torch intra-op threads")
-    r.add_argument("--budget-s", type=_positive_float, default=None, help="time budget per configuration")
-    r.add_argument("--ci-target", type=_positive_float, default=None, help="relative CI half-width target")
-    r.add_argument("--no-report", action="store_true", help="skip report.html/report.md")
     r.add_argument("--wait-quiet", type=_non_negative_float, default=0.0, metavar="SECONDS",
                    help="wait up to this long for other processes to leave the CPUs before starting")
-    r.add_argument("--quiet-check-s", type=_non_negative_float, default=1.0, metavar="SECONDS",
-                   help="how long to probe what else uses the machine before the run (0: no check)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
-    r.add_argument("--remeasure-roofs", action="store_true",
-                   help="measure this machine's memory and compute roofs again instead of using the cached ones")
-    r.add_argument("--no-roofs", action="store_true", help="do not measure or load roofs (no roof_* columns)")
     r.set_defaults(func=cmd_run)
+
+    fl = sub.add_parser("fleet", help="run a suite on every GPU or node of a Ray cluster, into one table")
+    _suite_options(fl)
+    fl.add_argument("--address", default="auto",
+                    help="auto (the cluster this machine belongs to) | HOST:PORT | local (start one here)")
+    fl.add_argument("--local-nodes", type=_int_at_least(1), default=0, metavar="N",
+                    help="with --address local: N logical nodes, to try fleet mode on one machine")
+    fl.add_argument("--per", choices=["gpu", "node"], default=None,
+                    help="one task per GPU, or per node on its CPUs (default: gpu where the cluster has GPUs)")
+    fl.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                    help="re-run only the (device, configuration) pairs a fleet run is missing")
+    fl.add_argument("--retries", type=_int_at_least(0), default=1, help="re-runs of a task that dies (default 1)")
+    fl.set_defaults(func=cmd_fleet)
 
     d = sub.add_parser("devices", help="devices, peak table entries and energy meters")
     d.add_argument("--cpu-tdp-watts", type=_positive_float, default=None)
@@ -151,12 +176,9 @@ def cmd_run(args) -> int:
     from hwprof.presentation.console import print_results, print_warning, progress_bar
     from hwprof.running.runner import execute
     from hwprof.running.session import RunOptions
-    opts = RunOptions(suite=args.suite, device=args.device, out_dir=args.out, resume=args.resume, seed=args.seed,
-                      energy=args.energy, cpu_tdp_watts=args.cpu_tdp_watts, cpu_max_ghz=args.cpu_max_ghz,
-                      flush_l2=args.flush_l2, threads=args.threads, budget_s=args.budget_s,
-                      ci_target=args.ci_target, quiet_check_s=args.quiet_check_s, wait_quiet_s=args.wait_quiet,
-                      roofs=not args.no_roofs, remeasure_roofs=args.remeasure_roofs,
-                      command=["hwprof", *sys.argv[1:]])
+    opts = RunOptions(suite=args.suite, device=args.device, out_dir=args.out, resume=args.resume,
+                      cpu_max_ghz=args.cpu_max_ghz, wait_quiet_s=args.wait_quiet, command=["hwprof", *sys.argv[1:]],
+                      **_measure_kwargs(args))
     result = execute(opts, progress=None if args.quiet else progress_bar, notify=print_warning)
     from hwprof.analysis.models import write_models
     write_models(result.run_dir, result.results, result.meta)
@@ -166,6 +188,25 @@ def cmd_run(args) -> int:
     if not args.quiet:
         print_results(result.results, result.meta)
     print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def cmd_fleet(args) -> int:
+    from hwprof.presentation.console import print_warning
+    from hwprof.running.fleet import FleetOptions, run_fleet
+    if args.local_nodes and args.address == "auto":
+        args.address = "local"
+    opts = FleetOptions(suite=args.suite, address=args.address, local_nodes=args.local_nodes, per=args.per,
+                        out_dir=args.out, resume=args.resume, retries=args.retries,
+                        run_kwargs=_measure_kwargs(args), command=["hwprof", *sys.argv[1:]])
+    run_dir, results, meta = run_fleet(opts, notify=print_warning)
+    if not args.no_report:
+        from hwprof.presentation.report import render_report
+        render_report(run_dir)
+    counts = results["status"].value_counts().to_dict()
+    print(f"fleet: {len(meta['fleet']['tasks'])} tasks, {len(results)} rows ({counts.get('ok', 0)} ok, "
+          f"{counts.get('unsupported', 0)} unsupported, {counts.get('error', 0)} error)")
+    print(f"run directory: {run_dir}")
     return 0
 
 

@@ -195,6 +195,21 @@ def forecast_curves(forecast: dict):
     return fig
 
 
+def fleet_heatmap(table: pd.DataFrame):
+    """Device x configuration, each cell the device's time over the fleet median (1 = the median device)."""
+    if table is None or table.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * table.shape[1] + 3), max(2.5, 0.4 * table.shape[0] + 1.5)))
+    spread = max(0.02, float(abs(table - 1).max().max()))
+    im = ax.imshow(table.to_numpy(dtype=float), cmap="RdBu_r", vmin=1 - spread, vmax=1 + spread, aspect="auto")
+    ax.set_yticks(range(table.shape[0]), [str(u)[-28:] for u in table.index], fontsize=7)
+    ax.set_xticks(range(table.shape[1]), list(table.columns), fontsize=6, rotation=60, ha="right")
+    fig.colorbar(im, ax=ax, label="time / fleet median (red: slower)")
+    ax.set_title("Fleet: each device against the fleet median, per configuration")
+    fig.tight_layout()
+    return fig
+
+
 def save(fig, path) -> bool:
     if fig is None:
         return False

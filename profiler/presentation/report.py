@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from hwprof.presentation import plots
-from hwprof.analysis.claims import check_claims
-from hwprof.analysis.models import plans_of, read_models, write_models
+from hwprof.analysis import fleet
+from hwprof.presentation.sections import sections
 from hwprof.analysis.summaries import above_roof, break_even, ci_coverage, contention, furthest_below_roof
 from hwprof.presentation.console import si
 from hwprof.running.rundir import atomic_write_text, read_run_json
@@ -28,6 +28,7 @@ PLOTS = [
     ("accuracy.png", "Accuracy against efficiency: what each precision costs and buys"),
     ("sparsity.png", "Sparsity: hef_time against density, with the break-even point"),
     ("forecast.png", "Forecast: logical compute and excess loss over time"),
+    ("fleet.png", "Fleet: each device's time over the fleet median, per configuration"),
 ]
 
 ENERGY_WORDS = {
@@ -51,6 +52,7 @@ def render_plots(run_dir: Path, df: pd.DataFrame, meta: dict) -> dict[str, Path]
         "accuracy.png": plots.accuracy_vs_efficiency(df),
         "sparsity.png": plots.sparsity_curve(df),
         "forecast.png": plots.forecast_curves(forecast) if forecast else None,
+        "fleet.png": plots.fleet_heatmap(fleet.normalised(df, meta)) if meta.get("fleet") else None,
     }
     written = {}
     for name, fig in figs.items():
@@ -170,27 +172,6 @@ def findings(df: pd.DataFrame, meta: dict) -> list[str]:
                      f"{'...' if len(over) > 3 else ''}): the roof sweep did not find this machine's best; "
                      "measure the roofs again on a quiet machine.")
     return lines
-
-
-MODEL_COLUMNS = ["model", "precision", "sparsity", "pass", "status", "time_s_per_token", "energy_j_per_token",
-                 "tokens_per_s", "tokens_per_j", "hef_time", "hef_energy", "energy_source", "flags", "reason"]
-
-
-def sections(df: pd.DataFrame, meta: dict, run_dir: Path) -> list[tuple[str, str, pd.DataFrame]]:
-    """The report's tables beyond the configurations: models (models.csv, rewritten here) and claims."""
-    out = []
-    write_models(run_dir, df, meta)
-    models = read_models(run_dir)
-    if models is not None:
-        n = ", ".join(f"{p.model.name}: 1 of {p.model.n_layers} layers measured, {p.model.tokens} tokens a step"
-                      for p in {p.model.name: p for p in plans_of(meta)}.values())
-        out.append(("Models", f"Per-token cost of each model step (models.csv). The layer repeats, so it is "
-                    f"measured once and counted n_layers times ({n}).", models[[c for c in MODEL_COLUMNS
-                                                                               if c in models.columns]]))
-    claims = pd.DataFrame([c.__dict__ for c in check_claims(df, meta, models)])
-    out.append(("Claims", "Published efficiency claims checked on this run (hwprof claims); verdict thresholds "
-                "are in hwprof/analysis/claims.py.", claims))
-    return out
 
 
 def render_report(run_dir: Path) -> list[Path]:

@@ -73,6 +73,9 @@ class Row:
     roof_frac: float | None = None              # physical FLOP/s / roof_flops_per_s
     weight_bytes: int | None = None             # the stored weight (B, or a sparse row's pruned operand), scales included
     model: str = ""                             # the [[model]] step(s) this configuration belongs to ("a+b" if several)
+    host: str = ""                              # fleet runs: the node's host name
+    node_id: str = ""                           # fleet runs: the Ray node (and logical node) that measured it
+    device_uuid: str = ""                       # fleet runs: NVML UUID on a GPU; CPU model @ host on a CPU
 
     def as_dict(self) -> dict:
         """The row keyed by column name."""
@@ -177,8 +180,9 @@ def read_results(path: Path) -> pd.DataFrame:
         raise BadInput(f"{path}: not a hwprof results.csv (missing columns: {', '.join(missing[:5])}"
                        f"{'...' if len(missing) > 5 else ''})")
     df = pd.read_csv(io.StringIO(text), dtype={"reason": str, "flags": str, "sparsity": str, "shape": str,
-                                               "peak_source": str, "model": str, "precision": str})
-    for col in ("reason", "flags", "peak_source", "model"):
+                                               "peak_source": str, "model": str, "precision": str,
+                                               "host": str, "node_id": str, "device_uuid": str})
+    for col in ("reason", "flags", "peak_source", "model", "host", "node_id", "device_uuid"):
         if col in df:
             df[col] = df[col].fillna("")
     return df

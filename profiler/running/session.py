@@ -48,6 +48,8 @@ class RunOptions:
     roofs: bool = True                 # measure (or load) this machine's roofs and place every row under them
     remeasure_roofs: bool = False      # ignore the cached roofs and measure them again
     command: list[str] = field(default_factory=lambda: list(sys.argv))
+    suite_data: dict | None = None     # a parsed suite (as a fleet task receives it) instead of `suite`
+    prior_rows: list[dict] = field(default_factory=list)   # rows measured before (fleet resume): not re-measured
 
 
 @dataclass
@@ -76,7 +78,9 @@ def _positive(v: float, what: str) -> float:
 
 def _resolve_suite(opts: RunOptions, stored: dict | None) -> tuple[Suite, torch.device]:
     """Parse the suite once, resolve the device from it, then select that device type's configurations."""
-    if opts.suite is None and stored is not None:
+    if opts.suite_data is not None:
+        suite = suite_from_data(opts.suite_data, opts.suite or "<fleet suite>")
+    elif opts.suite is None and stored is not None:
         suite = suite_from_data(stored["raw"], stored["source"])
         suite.budget_s, suite.ci_target = stored["budget_s"], stored["ci_target"]   # the original's overrides
     else:
@@ -129,6 +133,8 @@ def open_session(opts: RunOptions) -> Session:
                            f"({stored['source']}); resume with the same suite or start a new run")
         for rec in read_results(run_dir / "results.csv").to_dict("records"):
             done[rec["config_id"]] = Row.from_record(rec)
+    for rec in opts.prior_rows:
+        done[rec["config_id"]] = Row.from_record(rec)
 
     threads_before = torch.get_num_threads()
     if threads is not None:

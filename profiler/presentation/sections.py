@@ -1,0 +1,48 @@
+"""The report's tables beyond the configurations: models, fleet spread and outliers, claims. Each is a
+(title, explanation, DataFrame) that report.py renders to Markdown and HTML alike."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from hwprof.analysis import fleet
+from hwprof.analysis.claims import check_claims
+from hwprof.analysis.models import plans_of, read_models, write_models
+
+MODEL_COLUMNS = ["model", "precision", "sparsity", "pass", "status", "time_s_per_token", "energy_j_per_token",
+                 "tokens_per_s", "tokens_per_j", "hef_time", "hef_energy", "energy_source", "flags", "reason"]
+
+
+def sections(df: pd.DataFrame, meta: dict, run_dir: Path) -> list[tuple[str, str, pd.DataFrame]]:
+    """The report's tables beyond the configurations: models (models.csv, rewritten here) and claims."""
+    out = []
+    write_models(run_dir, df, meta)
+    models = read_models(run_dir)
+    if models is not None:
+        n = ", ".join(f"{p.model.name}: 1 of {p.model.n_layers} layers measured, {p.model.tokens} tokens a step"
+                      for p in {p.model.name: p for p in plans_of(meta)}.values())
+        out.append(("Models", f"Per-token cost of each model step (models.csv). The layer repeats, so it is "
+                    f"measured once and counted n_layers times ({n}).", models[[c for c in MODEL_COLUMNS
+                                                                               if c in models.columns]]))
+    if meta.get("fleet"):
+        out += fleet_sections(df, meta)
+    claims = pd.DataFrame([c.__dict__ for c in check_claims(df, meta, models)])
+    out.append(("Claims", "Published efficiency claims checked on this run (hwprof claims); verdict thresholds "
+                "are in hwprof/analysis/claims.py.", claims))
+    return out
+
+
+def fleet_sections(df: pd.DataFrame, meta: dict) -> list[tuple[str, str, pd.DataFrame]]:
+    f = meta["fleet"]
+    where = (f"{f['local_nodes']} logical nodes of one machine, taking turns: the spread below is this machine's own "
+             "run-to-run noise floor, not a difference between devices" if f.get("local_nodes")
+             else f"{len(f.get('tasks', []))} tasks, one per {f.get('per')}")
+    spread = pd.DataFrame([s.__dict__ for s in fleet.spread(df, meta)])
+    slow = pd.DataFrame([o.__dict__ for o in fleet.outliers(df, meta)])
+    text = (f"Devices slower than their siblings' median by more than {fleet.OUTLIER_EXCESS:.0%} (time or energy); "
+            "beyond_ci: the device's interval lies wholly above that median.")
+    return [("Fleet", f"Spread across devices of the same model ({where}).", spread),
+            ("Fleet outliers", text if not slow.empty else text + " None found.", slow)]
+
+

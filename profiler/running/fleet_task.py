@@ -1,0 +1,84 @@
+"""The body of one fleet task: the ordinary runner on one device of one node, streaming what it measures.
+
+It runs inside a Ray worker (running.fleet wraps it as a remote generator) but knows nothing of Ray: it is
+a generator of ("node", info), ("row", row), ("warning", text), ("end", run meta) items, so it can be
+tested, and reasoned about, without a cluster.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import queue
+import tempfile
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+_DONE = object()
+
+
+@dataclass
+class TaskSpec:
+    key: str                          # the task's place in the fleet: "node <id>" or "gpu <n> of node <id>"
+    node_id: str
+    kind: str                         # "cpu" (the whole node) or "cuda" (one GPU, Ray pins CUDA_VISIBLE_DEVICES)
+    suite_source: str
+    suite_data: dict
+    run_kwargs: dict = field(default_factory=dict)     # RunOptions fields (energy, threads, budget_s, ...)
+    prior_rows: list[dict] = field(default_factory=list)   # the fleet's rows so far: this device's are kept
+    fail_after_rows: int | None = None                 # fault injection for tests: die like a crashed node
+    logical: str = ""                                  # a logical node of one machine ("local-0"), else ""
+
+
+def device_identity(kind: str, logical: str = "") -> tuple[str, str, str]:
+    """(host, device_uuid, device name) of the device this task measures: NVML's UUID on a GPU, the CPU
+    model and host name on a CPU (with the logical node's name, so logical nodes of one machine stay
+    apart). Stable across Ray restarts, so a resumed fleet run finds each device's rows."""
+    import torch
+    from hwprof.measuring.devices import cpu_info
+    host = platform.node()
+    if kind == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        return host, f"GPU-{props.uuid}", props.name           # torch's uuid is NVML's without the GPU- prefix
+    model = cpu_info().model
+    return host, f"cpu:{model}@{host}" + (f"#{logical}" if logical else ""), model
+
+
+def run_task(spec: TaskSpec) -> Iterator[tuple[str, object]]:
+    if spec.kind == "cpu":
+        # recent Ray no longer hides GPUs from tasks that asked for none; a CPU task must not touch them
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    from hwprof.running.runner import execute
+    from hwprof.running.session import RunOptions
+    host, uuid, name = device_identity(spec.kind, spec.logical)
+    prior = [r for r in spec.prior_rows if r.get("device_uuid") == uuid]
+    yield "node", {"host": host, "node_id": spec.node_id, "device_uuid": uuid, "device_name": name, "key": spec.key}
+    items: queue.Queue = queue.Queue()
+
+    @contextmanager
+    def sink(total: int, done: int):
+        yield lambda row: items.put(("row", row.as_dict()))
+
+    def work():
+        try:
+            out = Path(tempfile.mkdtemp(prefix="hwprof-fleet-"))
+            opts = RunOptions(suite=spec.suite_source, suite_data=spec.suite_data, out_dir=out,
+                              device="cuda:0" if spec.kind == "cuda" else "cpu", prior_rows=prior,
+                              command=["hwprof fleet task", spec.key], **spec.run_kwargs)
+            result = execute(opts, progress=sink, notify=lambda text: items.put(("warning", text)))
+            items.put(("end", result.meta))
+        except BaseException as e:            # reported to the driver, which turns the rest into error rows
+            items.put(("error", f"{type(e).__name__}: {e}"))
+        finally:
+            items.put(_DONE)
+
+    threading.Thread(target=work, daemon=True).start()
+    rows = 0
+    while (item := items.get()) is not _DONE:
+        if item[0] == "row":
+            if spec.fail_after_rows is not None and rows >= spec.fail_after_rows:
+                os._exit(17)           # the next row is ready, the sent ones have long been delivered
+            rows += 1
+        yield item
