@@ -50,7 +50,7 @@ class _Parser(argparse.ArgumentParser):
 def _suite_options(r: argparse.ArgumentParser) -> None:
     """What `run` and `fleet` share: the suite, where results go, and how each configuration is measured."""
     r.add_argument("--suite", default=None,
-                   help="quick | standard | full | model:NAME (tiny, gpt2-small, llama3-8b, llama3-70b) | FILE.toml "
+                   help="quick | standard | full | schemes | model:NAME (tiny, gpt2-small, llama3-8b, llama3-70b) | FILE.toml "
                         "(default quick)")
     r.add_argument("--out", type=Path, default=Path("reports"), help="directory for run directories (default reports/)")
     r.add_argument("--seed", type=_int_at_least(0), default=0)
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hwprof: error: {e}", file=sys.stderr)
         return 2
     except Interrupted as e:
-        print(f"\nhwprof: interrupted; resume with: hwprof run --resume {e.run_dir}", file=sys.stderr)
+        print(f"\nhwprof: interrupted; resume with: hwprof {e.verb} --resume {e.run_dir}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("\nhwprof: interrupted", file=sys.stderr)
@@ -216,6 +216,16 @@ def cmd_devices(args) -> int:
     from hwprof.running.roofs import load_cached
     surveys = survey(args.cpu_tdp_watts)
     print_devices(surveys, roofs=[load_cached(s.info) for s in surveys])
+    import importlib.metadata
+    from hwprof.kernels.quantized import torchao_version
+    from hwprof.kernels.schemes import INSTALL
+    from hwprof.running.fleet import INSTALL as FLEET_INSTALL
+    tao = torchao_version()
+    print(f"quantization schemes: {'torchao ' + tao if tao else 'torchao not installed: ' + INSTALL}")
+    try:
+        print(f"fleet runs: ray {importlib.metadata.version('ray')}")
+    except importlib.metadata.PackageNotFoundError:
+        print(f"fleet runs: ray not installed: {FLEET_INSTALL}")
     return 0
 
 

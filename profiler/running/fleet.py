@@ -204,6 +204,9 @@ def run_fleet(opts: FleetOptions, notify: Callable[[str], None] = lambda text: N
                     writer.append(_error_row(cid, specs, info, f"{ENDED} ({payload})"))
                 meta["nodes"].setdefault(p.key, {})["failed"] = payload
         status = "complete"
+    except KeyboardInterrupt:
+        from hwprof.running.runner import Interrupted
+        raise Interrupted(run_dir, "fleet") from None
     finally:
         writer.close()
         meta["status"] = status

@@ -39,9 +39,9 @@ Progress = Callable[[int, int], AbstractContextManager[Callable[[Row], None]]]
 class Interrupted(Exception):
     """The run was stopped by Ctrl-C or SIGTERM after flushing; its run directory can be resumed."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, verb: str = "run"):
         super().__init__(f"interrupted; the run directory {run_dir} can be resumed")
-        self.run_dir = run_dir
+        self.run_dir, self.verb = run_dir, verb
 
 
 @dataclass

@@ -14,7 +14,7 @@ from hwprof.compat import tomllib
 from hwprof.errors import BadInput
 from hwprof.running.modelplan import ModelPlan, expand_model_group
 
-PRESETS = ("quick", "standard", "full")
+PRESETS = ("quick", "standard", "full", "schemes")
 MAX_DIM = 1 << 20                     # any single dimension beyond this is a typo, not a benchmark
 TOP_KEYS = {"name", "device", "budget_s", "ci_target", "matmul", "attention", "model", "warmup_s", "min_window_s",
             "rounds", "round_s"}

@@ -57,6 +57,7 @@ def test_devices_lists_cpu_and_its_meter(capsys):
     assert main(["devices"]) == 0
     out = capsys.readouterr().out
     assert "cpu" in out and "energy meter" in out
+    assert "quantization schemes: torchao" in out and "fleet runs: ray" in out
 
 
 def test_devices_shows_this_machines_cached_roofs(capsys, tmp_path, monkeypatch):
