@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from hwprof.kernels.schemes import compute_precision
+
 
 @dataclass(frozen=True)
 class BreakEven:
@@ -88,7 +90,7 @@ def furthest_below_roof(df: pd.DataFrame, roofs: dict | None, n: int = 3) -> lis
     compute = (roofs or {}).get("compute") or {}
     out = []
     for r in ok.nsmallest(n, "roof_frac").to_dict("records"):
-        c = (compute.get(r["precision"]) or {}).get("flops_per_s")
+        c = (compute.get(compute_precision(r["precision"])) or {}).get("flops_per_s")
         bound = "memory" if c is None or r["roof_flops_per_s"] < c * (1 - 1e-9) else "compute"
         out.append(RoofPlacement(r["config_id"], r["roof_frac"], bound))
     return out

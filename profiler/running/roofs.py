@@ -22,16 +22,18 @@ from hwprof.kernels.build import build_case
 from hwprof.kernels.errors import Unsupported
 from hwprof.kernels.spec import MatmulSpec
 from hwprof.measuring.devices import INTERESTING_FLAGS, DeviceInfo
+from hwprof.measuring.measure import warm_up
 from hwprof.measuring.stream import MemoryRoof, measure_memory_roof
 from hwprof.measuring.timing import Timer
 from hwprof.version import __version__
 
-METHOD_VERSION = 1          # bump when the method changes: cached roofs of another method are not reused
+METHOD_VERSION = 2          # bump when the method changes: cached roofs of another method are not reused
 CPU_SIZES = (256, 512, 1024, 2048, 4096)
 CUDA_SIZES = (1024, 2048, 4096, 8192, 16384)
 RISE = 1.03                 # a size must beat the best so far by 3% to count as rising
 PATIENCE = 2                # sizes in a row without rising that end the sweep (one could be a disturbed trial)
-WINDOW_S = 0.1              # each size: batches for this long, the best batch's rate kept
+WARMUP_S = 0.1              # each size: calls for this long first (allocator, caches and clocks settle)
+WINDOW_S = 0.2              # then batches for this long, the best batch's rate kept
 MIN_BATCH_S = 0.01
 
 
@@ -131,8 +133,8 @@ def sweep_compute_roof(precision: str, device: torch.device, timer: Timer, budge
     t_start = time.perf_counter()
     last_call = 0.0
     for n in sizes:
-        if best is not None and time.perf_counter() - t_start + 8 * last_call * 3 > budget_s:
-            break                                   # the next size costs ~8x a call, a few times
+        if best is not None and time.perf_counter() - t_start + max(8 * last_call * 3, WARMUP_S + WINDOW_S) > budget_s:
+            break                                   # the next size: ~8x a call, a few times, or the windows
         try:
             case, _ = build_case(MatmulSpec((n, n, n), precision), device)
         except Unsupported as e:
@@ -140,7 +142,7 @@ def sweep_compute_roof(precision: str, device: torch.device, timer: Timer, budge
         except (torch.OutOfMemoryError, MemoryError):
             break
         with case.context():
-            last_call = timer.time_batch(case.run, 1)
+            last_call = warm_up(case.run, timer, WARMUP_S)
             batch = max(1, int(MIN_BATCH_S / last_call) if last_call > 0 else 1)
             rate, t0 = 0.0, time.perf_counter()
             while True:

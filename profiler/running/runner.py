@@ -175,12 +175,12 @@ def sweep(s: Session, on_row: Callable[[Row], None], notify: Callable[[str], Non
                    f"(steal {qc.steal_frac:.0%}): {names}; rows measured beside them are flagged `contended`")
     warm = s.opts.device_warmup_s if s.opts.device_warmup_s is not None else (3.0 if s.device.type == "cuda" else 0.5)
     device_warmup(s.device, warm)
+    if s.opts.roofs:             # right after the warm-up: an idle second first would start the sweep on cold clocks
+        with _measurement_window(s):
+            s.roofs = _roofs(s, notify)
     if "idle_power_w" not in s.meta:
         with _measurement_window(s):
             s.meta["idle_power_w"] = {s.meter.source: idle_power(s.meter, s.opts.idle_s)}
-    if s.opts.roofs:
-        with _measurement_window(s):
-            s.roofs = _roofs(s, notify)
     torch.manual_seed(s.seed)
     tools = make_tools(s)
     writer = ResultsWriter(s.run_dir / "results.csv")

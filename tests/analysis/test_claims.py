@@ -76,3 +76,12 @@ def test_what_kernels_cannot_measure_is_said_plainly():
     assert "worth 50%" in c.measured
     assert cl.scale_dependence().verdict == cl.NOT_MEASURABLE
     assert [c.verdict for c in cl.check_claims(_df(REF), {})][-2:] == [cl.NOT_MEASURABLE, cl.NOT_MEASURABLE]
+
+
+def test_the_best_format_trend_counts_each_parts_fastest_format():
+    pts = [(e.year, math.log2(max(e.tflops.values()) * 1e12 / e.tdp_w)) for e in gpu_table()]
+    n = len(pts)
+    sx, sy = sum(x for x, _ in pts), sum(y for _, y in pts)
+    slope = (n * sum(x * y for x, y in pts) - sx * sy) / (n * sum(x * x for x, _ in pts) - sx ** 2)
+    assert cl.energy_trend(best_format=True)[0] == pytest.approx(slope)
+    assert "fastest format" in cl.energy_efficiency(_df(REF), {}).measured

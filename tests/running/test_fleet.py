@@ -107,3 +107,17 @@ def test_logical_nodes_need_a_local_instance(local_ray):
     from hwprof.running.fleet import connect
     with pytest.raises(BadInput, match="local instance"):
         connect(local_ray, "10.0.0.1:6379", 2)
+
+
+def test_hwprof_fleet_from_the_command_line(local_ray, tmp_path, capsys):
+    from hwprof.presentation.cli import main
+    suite = tmp_path / "fleet.toml"
+    suite.write_text(SUITE)
+    out = tmp_path / "runs"
+    assert main(["fleet", "--address", "local", "--local-nodes", "2", "--suite", str(suite), "--out", str(out),
+                 "--energy", "estimate", "--quiet-check-s", "0", "--no-roofs"]) == 0
+    printed = capsys.readouterr().out
+    assert "fleet: 2 tasks, 6 rows (4 ok, 2 unsupported, 0 error)" in printed
+    run_dir = next(out.iterdir())
+    assert "## Fleet outliers" in (run_dir / "report.md").read_text()
+    assert main(["fleet", "--address", "local", "--per", "rack", "--out", str(out)]) == 2

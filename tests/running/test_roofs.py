@@ -47,6 +47,7 @@ def fake_cases(monkeypatch):
         return FakeCase(n), None
     monkeypatch.setattr(roofs_mod, "build_case", build)
     monkeypatch.setattr(roofs_mod, "WINDOW_S", 0.0)
+    monkeypatch.setattr(roofs_mod, "WARMUP_S", 0.0)
     return built
 
 

@@ -59,7 +59,7 @@ shapes = [[4096, 4096, 4096]]
     ("[[matmul]]\nshapes = [[8, 8, 8]]\nfoo = 1", "unknown key(s) foo"),
     ("budget_s = -1\n[[matmul]]\nshapes = [[8, 8, 8]]", "budget_s"),
     ("budget_s = nan\n[[matmul]]\nshapes = [[8, 8, 8]]", "budget_s"),
-    ("name = 'x'", "no [[matmul]] or [[attention]]"),
+    ("name = 'x'", "no [[matmul]], [[attention]] or [[model]]"),
     ("[[attention]]\nshapes = [[1, 2, 8, 8, 4]]\nmasks = ['sliding']", "unknown mask"),
     ("[[attention]]\nshapes = [[1, 2, 8, 8, 4]]\nprecisions = ['int8']", "not available for attention"),
     ("[[matmul]]\nshapes = [[8, 8, 8]]\ndevice = 'tpu'", "must be \"cpu\" or \"cuda\""),

@@ -1,0 +1,29 @@
+"""Summaries over a run: roof placement (which rows leave most on the table, and which roof binds them)."""
+import pandas as pd
+
+from hwprof.analysis.summaries import above_roof, furthest_below_roof
+
+ROOFS = {"memory": {"bytes_per_s": 1e10}, "compute": {"fp32": {"flops_per_s": 2e11}, "bf16": {"flops_per_s": 4e11}}}
+
+
+def _df(rows):
+    return pd.DataFrame([dict(status="ok", **r) for r in rows])
+
+
+def test_the_rows_furthest_below_their_roof_and_what_binds_them():
+    df = _df([
+        dict(config_id="a", precision="fp32", roof_frac=0.9, roof_flops_per_s=2e11, physical_flops_per_s=1.8e11),
+        dict(config_id="b", precision="fp32", roof_frac=0.1, roof_flops_per_s=5e10, physical_flops_per_s=5e9),
+        dict(config_id="c", precision="w8a16", roof_frac=0.2, roof_flops_per_s=4e11, physical_flops_per_s=8e10),
+        dict(config_id="d", precision="bf16", roof_frac=0.5, roof_flops_per_s=4e11, physical_flops_per_s=2e11),
+    ])
+    below = furthest_below_roof(df, ROOFS, n=3)
+    assert [(b.config_id, b.bound) for b in below] == [("b", "memory"), ("c", "compute"), ("d", "compute")]
+    assert below[0].roof_frac == 0.1
+
+
+def test_rows_above_their_roof_say_the_roof_was_measured_low():
+    df = _df([dict(config_id="a", roof_frac=1.05), dict(config_id="b", roof_frac=1.06),
+              dict(config_id="c", roof_frac=None)])
+    assert above_roof(df) == ["b"]
+    assert above_roof(df.drop(columns="roof_frac")) == [] and furthest_below_roof(df.drop(columns="roof_frac"), None) == []
