@@ -221,3 +221,27 @@ def test_tiny_suite_end_to_end_on_cuda(tmp_path, tiny_suite):
     assert by.loc["attention/1x2x32x32x16/fp32/causal/efficient/fwd", "status"] == "ok"
     ok = df[df["status"] == "ok"]
     assert ok["energy_source"].isin(["nvml-counter", "nvml-sampled", "none"]).all()
+
+
+def test_the_memory_roof_runs_on_device_memory_below_the_datasheet(dev):
+    from hwprof.measuring.peaks import match_gpu
+    from hwprof.measuring.stream import array_bytes_for, measure_memory_roof
+    l2 = torch.cuda.get_device_properties(dev).L2_cache_size
+    assert array_bytes_for(dev) >= 4 * l2
+    before = torch.cuda.memory_allocated(dev)
+    roof = measure_memory_roof(dev, trials=5, budget_s=1.0)
+    assert "device memory" in roof.method and torch.cuda.memory_allocated(dev) == before   # arrays freed
+    entry = match_gpu(torch.cuda.get_device_name(dev))
+    if entry:                                  # a STREAM triad reaches 60-100% of the datasheet bandwidth
+        assert 0.6 * entry.mem_bw_bytes_per_s < roof.bytes_per_s <= 1.05 * entry.mem_bw_bytes_per_s
+    else:
+        assert roof.bytes_per_s > 1e11
+
+
+def test_the_bf16_compute_roof_is_a_plausible_share_of_the_datasheet(dev):
+    from hwprof.running.roofs import sweep_compute_roof
+    roof = sweep_compute_roof("bf16", dev, CudaTimer(dev), budget_s=3.0, sizes=(1024, 2048, 4096))
+    peak = gpu_peaks(torch.cuda.get_device_name(dev)).get("bf16")
+    assert roof.flops_per_s and roof.shape
+    if peak:
+        assert 0.3 * peak.flops_per_s < roof.flops_per_s <= 1.0 * peak.flops_per_s

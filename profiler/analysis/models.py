@@ -55,7 +55,7 @@ def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
     base = dict(model=m.name, precision=plan.precision, sparsity=plan.sparsity, pass_=plan.pass_,
                 n_layers=m.n_layers, layers_measured=1, tokens_per_step=tokens,
                 params_non_embedding=non_embedding_params(m),
-                standard_flops_per_token=standard_flops_per_token(m, plan.pass_) // 1)
+                standard_flops_per_token=standard_flops_per_token(m, plan.pass_))
     missing = []
     for part in plan.parts:
         for cid in (part.config_id, part.reference_id):

@@ -96,3 +96,37 @@ def test_forecast_from_a_model_uses_its_flop_per_joule(tmp_path):
     assert row["tokens_per_year_start"] == pytest.approx(step.tokens_per_j * 1000 * 365.25 * 86400)
     with pytest.raises(BadInput, match="no model 'gpt2' in this run"):
         write_forecast(tmp_path, Scenario(), model="gpt2")
+
+
+def test_an_incomplete_step_says_which_kernels_and_why_exactly():
+    _, (plan,) = expand_model_group({"preset": "tiny", "precisions": ["bf16"]})
+    head = next(p for p in plan.parts if p.role == "lm_head")
+    df = _rows(plan, lambda cid: 1e-3, status_of={head.config_id: "unsupported"})
+    df.loc[df.config_id == head.config_id, "reason"] = "no kernel"
+    r = combine(df, plan)
+    assert r.reason == f"lm_head {head.config_id}: unsupported (no kernel)"
+    assert (r.energy_source, r.flags, r.logical_flops_per_token) == ("none", "", None)
+    df.loc[df.config_id == head.config_id, "reason"] = ""
+    assert combine(df, plan).reason == f"lm_head {head.config_id}: unsupported"
+    gone = combine(df[df.config_id != head.config_id], plan)
+    assert gone.reason == f"lm_head {head.config_id}: not measured"
+    qkv = next(p for p in plan.parts if p.role == "qkv")
+    two = combine(df[~df.config_id.isin([head.config_id, qkv.config_id])], plan)
+    assert two.reason == f"qkv {qkv.config_id}: not measured; lm_head {head.config_id}: not measured"
+
+
+@pytest.mark.parametrize("flag", ["contended", "stalled", "noisy", "throttled", "estimate", "short-window",
+                                  "few-repeats"])
+def test_each_caveat_of_a_kernel_carries_to_the_model_and_others_do_not(flag):
+    _, (plan,) = expand_model_group({"preset": "tiny", "precisions": ["bf16"]})
+    df = _rows(plan, lambda cid: 1e-3)
+    df["flags"] = f"upcast-fp32,{flag}"
+    assert combine(df, plan).flags == flag
+
+
+def test_the_standard_estimate_is_an_exact_integer():
+    _, (plan,) = expand_model_group({"preset": "tiny"})
+    r = combine(_rows(plan, lambda cid: 1e-3), plan)
+    from hwprof.kernels.model import standard_flops_per_token
+    assert r.standard_flops_per_token == standard_flops_per_token(plan.model) and isinstance(r.standard_flops_per_token, int)
+    assert r.energy_source == "rapl"

@@ -32,3 +32,10 @@ def test_mfu_is_rate_over_peak():
 
 def test_hef_with_small_reference_rates():
     assert eff.hef(0.5, 0.25) == 2.0 and eff.hef(1e-3, 5e-4) == 2.0
+
+
+def test_attainable_is_the_lower_of_the_two_roofs_and_either_alone():
+    from hwprof.running.efficiency import attainable
+    assert attainable(100.0, 10.0, 2.0) == 20.0 and attainable(100.0, 10.0, 50.0) == 100.0
+    assert attainable(100.0, None, 2.0) == 100.0 and attainable(100.0, 10.0, None) == 100.0
+    assert attainable(None, 10.0, 2.0) == 20.0 and attainable(None, None, None) is None

@@ -228,3 +228,21 @@ def test_roof_columns_place_the_work_done_under_the_measured_roofline():
     assert no_roof.roof_flops_per_s == pytest.approx(1e9 * intensity)        # the memory roof alone
     plain = ok_row(REF, _case(REF), m, CPU, _info(), 0.0, None, {}, {})
     assert plain.roof_flops_per_s is None and plain.roof_frac is None
+
+
+def test_a_reference_row_has_the_interval_one_to_one_by_definition():
+    m = _measurement(1e-3, window_j=2.0)
+    row = ok_row(REF, _case(REF), m, CPU, _info(), 0.0, None, {}, {})
+    assert (row.hef_time_ci_low, row.hef_time_ci_high) == (1.0, 1.0)
+    assert (row.hef_energy_ci_low, row.hef_energy_ci_high) == (1.0, 1.0)
+    no_energy = ok_row(REF, _case(REF), _measurement(1e-3, window_j=None, source="none"), CPU, _info(), 0.0, None,
+                       {}, {})
+    assert (no_energy.hef_time_ci_low, no_energy.hef_time_ci_high) == (1.0, 1.0)
+    assert no_energy.hef_energy_ci_low is None and no_energy.hef_energy_ci_high is None
+    failed = with_hef(base_row(REF, CPU, "error", "boom"), REF, None)
+    assert failed.hef_time_ci_low is None and failed.hef_time is None
+
+
+def test_an_out_of_memory_without_words_still_says_what_it_was():
+    assert failure_reason(torch.OutOfMemoryError()) == "out of memory: OutOfMemoryError"
+    assert failure_reason(MemoryError("no room")) == "out of memory: no room"
