@@ -134,7 +134,7 @@ def as_configurations(rows: list[ModelRow]) -> pd.DataFrame:
     for r in rows:
         out.append({
             "config_id": f"model/{r.model}/{r.precision}/{r.sparsity}/{r.pass_}",
-            "status": "ok" if r.status == "ok" and r.logical_flops_per_j else r.status,
+            "status": r.status,
             "logical_flops_per_j": r.logical_flops_per_j, "energy_source": r.energy_source,
             "doublings_energy": math.log2(r.hef_energy) if r.hef_energy else None,
             "logical_flops_per_s": (r.logical_flops_per_token / r.time_s_per_token

@@ -130,3 +130,40 @@ def test_the_standard_estimate_is_an_exact_integer():
     from hwprof.kernels.model import standard_flops_per_token
     assert r.standard_flops_per_token == standard_flops_per_token(plan.model) and isinstance(r.standard_flops_per_token, int)
     assert r.energy_source == "rapl"
+
+
+def test_energy_figures_need_both_steps_joules_and_mixed_sources_are_named():
+    _, (plan,) = expand_model_group({"preset": "tiny", "precisions": ["bf16"]})
+    df = _rows(plan, lambda cid: 1e-3, lambda cid: None if "/fp32/" in cid else 0.1)
+    r = combine(df, plan)
+    assert r.status == "ok" and r.reason == "" and r.energy_j_per_token > 0 and r.hef_energy is None
+    df = _rows(plan, lambda cid: 1e-3, lambda cid: 0.1)
+    df.loc[df.config_id == plan.parts[0].config_id, "energy_source"] = "estimate"
+    assert combine(df, plan).energy_source == "estimate+rapl"
+
+
+def test_models_csv_round_trips_with_empty_cells_for_missing_figures(tmp_path):
+    _, plans = expand_model_group({"preset": "tiny", "precisions": ["fp32", "bf16"]})
+    df = pd.concat([_rows(p, lambda cid: 1e-3) for p in plans]).drop_duplicates("config_id")
+    bf16_head = next(p for p in plans[1].parts if p.role == "lm_head").config_id
+    df = df[df.config_id != bf16_head]
+    write_models(tmp_path, df, {"suite": {"models": [p.to_json() for p in plans]}})
+    text = (tmp_path / "models.csv").read_text()
+    assert ",,," in text and "None" not in text and "nan" not in text
+    back = read_models(tmp_path)
+    assert back["reason"].tolist()[0] == "" and "not measured" in back["reason"].tolist()[1]
+    assert back["flags"].tolist() == ["estimate,contended", ""] and back["sparsity"].tolist() == ["dense", "dense"]
+    assert math.isnan(back["tokens_per_s"][1]) and back["status"].tolist() == ["ok", "incomplete"]
+
+
+def test_a_models_configurations_for_the_forecast():
+    _, plans = expand_model_group({"preset": "tiny", "precisions": ["fp32", "bf16"]})
+    df = pd.concat([_rows(p, lambda cid: 2e-3 if "/fp32/" in cid else 1e-3, lambda cid: 0.1) for p in plans])
+    rows = model_rows(df.drop_duplicates("config_id"), plans)
+    conf = as_configurations(rows)
+    assert conf["status"].tolist() == ["ok", "ok"]
+    assert conf["logical_flops_per_s"].tolist() == pytest.approx(
+        [r.logical_flops_per_token / r.time_s_per_token for r in rows])
+    rows[1].status, rows[1].time_s_per_token = "incomplete", None
+    conf = as_configurations(rows)
+    assert conf["status"].tolist() == ["ok", "incomplete"] and conf["logical_flops_per_s"].isna().tolist() == [False, True]
