@@ -186,3 +186,15 @@ def test_the_stop_rule_steps_by_whole_samples():
     rule = StopRule(Policy(min_samples=25, ci_target=0.5))
     rule.update([1.0] * 25)
     assert rule.next_check == 27 and isinstance(rule.next_check, int)
+
+
+def test_flush_window_ends_at_exactly_the_meters_minimum(clock):
+    timer = ClockTimer(clock, [0.0], flushes=True, flush_s=2 ** -6 / 10)       # 10 flushes = 15.625 ms
+    flush_energy(timer, Meter(min_window_s=0.0625), 10)
+    assert len(timer.flush_chunks) == 4                                    # 4 x 15.625 ms = 62.5 ms: done
+
+
+def test_idle_power_sleeps_only_when_there_is_a_meter_and_time(clock):
+    assert idle_power(NoMeter(), 5.0) is None and clock.slept == []       # no meter: no idle second either
+    assert idle_power(Meter(min_window_s=1.0), 0.0) is None and clock.slept == []
+    assert idle_power(Meter(power_w=7.0), 0.5) == pytest.approx(7.0)      # a half-second window is a window
