@@ -12,7 +12,7 @@ from pathlib import Path
 from hwprof.kernels.spec import AttentionSpec, MatmulSpec, SparsitySpec, Spec, parse_mask, reference_of
 from hwprof.compat import tomllib
 from hwprof.errors import BadInput
-from hwprof.running.modelplan import ModelPlan, expand_model_group
+from hwprof.running.modelplan import MODEL_KEYS, ModelPlan, expand_model_group
 
 PRESETS = ("quick", "standard", "full", "schemes")
 MAX_DIM = 1 << 20                     # any single dimension beyond this is a typo, not a benchmark
@@ -23,6 +23,7 @@ GROUP_KEYS = {
     # so one preset can hold CPU-sized and GPU-sized work.
     "matmul": {"shapes", "precisions", "sparsity", "passes", "device"},
     "attention": {"shapes", "precisions", "masks", "backends", "passes", "device"},
+    "model": MODEL_KEYS,
 }
 
 
@@ -46,11 +47,12 @@ class Suite:
 
     def for_device(self, device_type: str | None) -> "Suite":
         """The suite as it runs on one device type: device-specific groups selected, references added."""
-        specs = [s for s, only in self.candidates if only is None or device_type is None or only == device_type]
+        def applies(only: str | None) -> bool:
+            return only is None or device_type is None or only == device_type
+        specs = [s for s, only in self.candidates if applies(only)]
         if not specs:
             raise BadInput(f"suite {self.source}: no configurations for device type {device_type}")
-        models = [p for p, only in self.model_candidates if only is None or device_type is None or only == device_type]
-        return replace(self, specs=with_references(specs), models=models)
+        return replace(self, specs=with_references(specs), models=[p for p, only in self.model_candidates if applies(only)])
 
     def resolved(self) -> dict:
         """What run.json stores and a resumed run compares: the exact configurations and settings."""
@@ -120,7 +122,8 @@ def suite_from_data(data: dict, source: str, device_type: str | None = None) -> 
         raw=data,
     )
     candidates: list[tuple[Spec, str | None]] = []
-    for kind in ("matmul", "attention"):
+    shapes: dict[str, object] = {}             # model name -> its shape (one name, one shape)
+    for kind in ("matmul", "attention", "model"):
         groups = data.get(kind, [])
         if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
             raise BadInput(f"suite {source}: [[{kind}]] must be an array of tables")
@@ -133,29 +136,25 @@ def suite_from_data(data: dict, source: str, device_type: str | None = None) -> 
             only = group.get("device")
             if only is not None and only not in ("cpu", "cuda"):
                 raise BadInput(f"{where}: device {only!r} must be \"cpu\" or \"cuda\"")
+            if kind != "model":
+                try:
+                    expanded = _expand_group(kind, group, where)
+                except ValueError as e:
+                    raise BadInput(f"{where}: {e}") from None
+                candidates += [(spec, only) for spec in expanded]
+                continue
+            for key in ("precisions", "sparsity", "passes"):       # the checks every group's lists get
+                for value in _list(group, key, where, default=[]):
+                    _str(value, f"{where}: {key}")
             try:
-                expanded = _expand_group(kind, group, where)
-            except ValueError as e:
+                specs, plans = expand_model_group(group)
+            except (ValueError, TypeError) as e:
                 raise BadInput(f"{where}: {e}") from None
-            candidates += [(spec, only) for spec in expanded]
-    groups = data.get("model", [])
-    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
-        raise BadInput(f"suite {source}: [[model]] must be an array of tables")
-    shapes: dict[str, object] = {}
-    for i, group in enumerate(groups, 1):
-        where = f"suite {source}: [[model]] #{i}"
-        only = group.get("device")
-        if only is not None and only not in ("cpu", "cuda"):
-            raise BadInput(f"{where}: device {only!r} must be \"cpu\" or \"cuda\"")
-        try:
-            specs, plans = expand_model_group(group)
-        except (ValueError, TypeError) as e:
-            raise BadInput(f"{where}: {e}") from None
-        name = plans[0].model.name
-        if shapes.setdefault(name, plans[0].model) != plans[0].model:
-            raise BadInput(f"{where}: model name {name!r} is used twice with different shapes")
-        candidates += [(spec, only) for spec in specs]
-        suite.model_candidates += [(plan, only) for plan in plans]
+            name = plans[0].model.name
+            if shapes.setdefault(name, plans[0].model) != plans[0].model:
+                raise BadInput(f"{where}: model name {name!r} is used twice with different shapes")
+            candidates += [(spec, only) for spec in specs]
+            suite.model_candidates += [(plan, only) for plan in plans]
     if not candidates:
         raise BadInput(f"suite {source}: no [[matmul]], [[attention]] or [[model]] configurations")
     suite.candidates = candidates
