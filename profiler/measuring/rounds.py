@@ -56,7 +56,7 @@ class RoundsMeasurement(PerCallEnergy):
     reference_batch: int = 0
 
 
-def _window(fn, batch: int, timer: Timer, seconds: float) -> tuple[list[float], int, float]:
+def run_window(fn, batch: int, timer: Timer, seconds: float) -> tuple[list[float], int, float]:
     """Batches of fn for `seconds` (at least one): (per-call times, calls, wall seconds)."""
     out, calls = [], 0
     t0 = time.perf_counter()
@@ -92,7 +92,7 @@ def measure_rounds(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, p
         with (context if side is cfg else ref_context)():
             if metered:
                 meter.start()
-            samples, calls, wall = _window(f, b, timer, round_s)
+            samples, calls, wall = run_window(f, b, timer, round_s)
             metered_reading = meter.stop() if metered else None
         if metered_reading is not None:
             side.joules.append(metered_reading.energy_j if metered_reading.energy_j is not None else math.nan)
@@ -147,7 +147,7 @@ def measure_rounds(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, p
         # the meter cannot resolve short rounds: one long window of the configuration alone
         with context():
             meter.start()
-            samples, calls, wall = _window(fn, batch, timer, need_window)
+            samples, calls, wall = run_window(fn, batch, timer, need_window)
             reading = meter.stop()
         cfg.samples += samples
         sampled += wall

@@ -23,6 +23,7 @@ from hwprof.kernels.errors import Unsupported
 from hwprof.kernels.spec import MatmulSpec
 from hwprof.measuring.devices import INTERESTING_FLAGS, DeviceInfo
 from hwprof.measuring.measure import warm_up
+from hwprof.measuring.rounds import run_window
 from hwprof.measuring.stream import MemoryRoof, measure_memory_roof
 from hwprof.measuring.timing import Timer
 from hwprof.version import __version__
@@ -144,13 +145,9 @@ def sweep_compute_roof(precision: str, device: torch.device, timer: Timer, budge
         with case.context():
             last_call = warm_up(case.run, timer, WARMUP_S)
             batch = max(1, int(MIN_BATCH_S / last_call) if last_call > 0 else 1)
-            rate, t0 = 0.0, time.perf_counter()
-            while True:
-                t = timer.time_batch(case.run, batch)
-                if t > 0:
-                    rate = max(rate, case.physical_flops * batch / t)
-                if time.perf_counter() - t0 >= WINDOW_S:
-                    break
+            per_call, _, _ = run_window(case.run, batch, timer, WINDOW_S)
+        fastest = min((t for t in per_call if t > 0), default=None)      # the best batch
+        rate = case.physical_flops / fastest if fastest else 0.0
         del case
         rising = best is None or rate >= best.flops_per_s * RISE
         if best is None or rate > best.flops_per_s:
