@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from hwprof.measuring.timing import Timer, timer_for
+
 CACHE_SYSFS = Path("/sys/devices/system/cpu/cpu0/cache")
 MIN_ARRAY_BYTES = 64 * 2**20
 LLC_MULTIPLE = 4
@@ -63,24 +65,20 @@ def array_bytes_for(device: torch.device) -> int:
     return max(MIN_ARRAY_BYTES, LLC_MULTIPLE * (llc or 0))
 
 
-def _best_seconds(fn, device: torch.device, trials: int, budget_s: float) -> tuple[float, int]:
-    """Best wall time of up to `trials` calls (at least 3), stopping early once budget_s is spent."""
+def _best_seconds(fn, timer: Timer, trials: int, budget_s: float) -> tuple[float, int]:
+    """Best time of up to `trials` single calls (at least 3), stopping early once budget_s is spent."""
     best, done, t_start = float("inf"), 0, time.perf_counter()
     while done < trials and (done < 3 or time.perf_counter() - t_start < budget_s):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, timer.time_batch(fn, 1))
         done += 1
     return best, done
 
 
 def measure_memory_roof(device: torch.device, array_bytes: int | None = None, trials: int = 10,
-                        budget_s: float = 2.0) -> MemoryRoof:
-    """STREAM copy (b = a) and triad (a = b + s*c) in fp32; one warm-up call each first-touches the pages."""
+                        budget_s: float = 2.0, timer: Timer | None = None) -> MemoryRoof:
+    """STREAM copy (b = a) and triad (a = b + s*c) in fp32, timed by the run's timer (the device's own by
+    default); one warm-up call each first-touches the pages."""
+    timer = timer or timer_for(device)
     n = (array_bytes or array_bytes_for(device)) // 4
     a = torch.ones(n, dtype=torch.float32, device=device)
     b = torch.full((n,), 2.0, dtype=torch.float32, device=device)
@@ -88,8 +86,8 @@ def measure_memory_roof(device: torch.device, array_bytes: int | None = None, tr
     copy = lambda: b.copy_(a)                                  # noqa: E731
     triad = lambda: torch.add(b, c, alpha=3.0, out=a)          # noqa: E731
     copy(), triad()
-    t_copy, k1 = _best_seconds(copy, device, trials, budget_s / 2)
-    t_triad, k2 = _best_seconds(triad, device, trials, budget_s / 2)
+    t_copy, k1 = _best_seconds(copy, timer, trials, budget_s / 2)
+    t_triad, k2 = _best_seconds(triad, timer, trials, budget_s / 2)
     word = 4
     copy_bw, triad_bw = 2 * word * n / t_copy, 3 * word * n / t_triad
     kernel, bw = ("triad", triad_bw) if triad_bw >= copy_bw else ("copy", copy_bw)

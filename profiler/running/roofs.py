@@ -169,7 +169,7 @@ def get_roofs(info: DeviceInfo, device: torch.device, timer: Timer, precisions: 
     t0 = time.perf_counter()
     if roofs is None:
         notify("measuring this machine's roofs (once; cached for later runs)")
-        roofs = Roofs(fingerprint(key), key, time.strftime("%Y-%m-%d"), measure_memory_roof(device))
+        roofs = Roofs(fingerprint(key), key, time.strftime("%Y-%m-%d"), measure_memory_roof(device, timer=timer))
     budget = budget_per_precision_s or (3.0 if device.type == "cuda" else 1.0)
     missing = [p for p in dict.fromkeys(precisions) if p not in roofs.compute]
     for p in missing:

@@ -47,7 +47,7 @@ def test_arrays_are_four_times_the_llc_and_at_least_64_mib(monkeypatch):
 
 def test_copy_counts_two_words_and_triad_three(monkeypatch):
     times = iter([(0.5, 10), (0.5, 10)])                 # copy, then triad: the same best time
-    monkeypatch.setattr(stream, "_best_seconds", lambda fn, device, trials, budget_s: next(times))
+    monkeypatch.setattr(stream, "_best_seconds", lambda fn, timer, trials, budget_s: next(times))
     roof = measure_memory_roof(torch.device("cpu"), array_bytes=4 * 1000)
     assert roof.copy_bytes_per_s == pytest.approx(2 * 4 * 1000 / 0.5)
     assert roof.triad_bytes_per_s == pytest.approx(3 * 4 * 1000 / 0.5)
@@ -57,7 +57,7 @@ def test_copy_counts_two_words_and_triad_three(monkeypatch):
 def test_the_kernels_compute_what_stream_says():
     calls = []
 
-    def record(fn, device, trials, budget_s):
+    def record(fn, timer, trials, budget_s):
         calls.append(fn)
         return 1.0, 3
     import hwprof.measuring.stream as s
