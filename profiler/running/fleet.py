@@ -21,7 +21,7 @@ import psutil
 
 from hwprof.errors import BadInput
 from hwprof.running.fleet_task import TaskSpec, run_task
-from hwprof.running.results import SCHEMA_VERSION, ResultsWriter, Row, read_results
+from hwprof.running.results import SCHEMA_VERSION, ResultsWriter, Row, drop_rows, read_results
 from hwprof.running.rundir import create_run_dir, read_run_json, write_json
 from hwprof.running.suite import load_suite, suite_from_data
 from hwprof.version import __version__
@@ -217,15 +217,5 @@ def run_fleet(opts: FleetOptions, notify: Callable[[str], None] = lambda text: N
 
 def _drop_ended_rows(path: Path) -> None:
     """Before a resume: the error rows a dead task left are to be measured now, so they go."""
-    if not path.exists():
-        return
-    df = read_results(path)
-    keep = df[~((df["status"] == "error") & df["reason"].str.startswith(ENDED))]
-    if len(keep) == len(df):
-        return
-    tmp = path.with_suffix(".csv.tmp")
-    w = ResultsWriter(tmp)
-    for rec in keep.to_dict("records"):
-        w.append(Row.from_record(rec))
-    w.close()
-    tmp.replace(path)
+    if path.exists():
+        drop_rows(path, lambda r: r["status"] == "error" and r["reason"].startswith(ENDED))

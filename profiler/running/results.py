@@ -155,9 +155,26 @@ def _upgrade_header(path: Path) -> None:
         if reader.fieldnames == ALL_COLUMNS or not set(reader.fieldnames or []) <= set(ALL_COLUMNS):
             return
         records = list(reader)
+    _rewrite(path, records)
+
+
+def drop_rows(path: Path, drop) -> int:
+    """Remove the rows (raw CSV records: column -> text) for which drop(record) is true, atomically;
+    returns how many went."""
+    with open(path, newline="") as fh:
+        records = list(csv.DictReader(fh))
+    keep = [r for r in records if not drop(r)]
+    if len(keep) < len(records):
+        _rewrite(path, keep)
+    return len(records) - len(keep)
+
+
+def _rewrite(path: Path, records: list[dict]) -> None:
+    """Replace results.csv by these records under the current header (cells a record lacks stay empty),
+    fsynced before the rename, so a crash leaves the old file or the new one."""
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=ALL_COLUMNS)
+        writer = csv.DictWriter(fh, fieldnames=ALL_COLUMNS, restval="")
         writer.writeheader()
         writer.writerows(records)
         fh.flush()

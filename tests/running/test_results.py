@@ -1,7 +1,7 @@
 import pytest
 
 from hwprof.errors import BadInput
-from hwprof.running.results import ALL_COLUMNS, COLUMNS, ResultsWriter, Row, read_results
+from hwprof.running.results import ALL_COLUMNS, COLUMNS, ResultsWriter, Row, drop_rows, read_results
 
 CONTRACT = ("config_id, kernel, shape, precision, sparsity, density, backend, pass, device, status, reason, "
             "logical_flops, physical_flops, time_s_median, time_s_ci_low, time_s_ci_high, time_rel_iqr, repeats, "
@@ -88,3 +88,17 @@ def test_resuming_a_run_written_before_columns_were_appended_upgrades_its_header
     df = read_results(path)
     assert list(df.columns) == ALL_COLUMNS and df["config_id"].tolist() == ["id0", "id1"]
     assert df["time_s_median"].tolist() == [1e-6, 2e-6] and df["roof_frac"].isna().all()
+
+
+def test_drop_rows_removes_only_the_matching_rows_atomically(tmp_path):
+    path = tmp_path / "results.csv"
+    w = ResultsWriter(path)
+    for i in range(3):
+        w.append(row(i))
+    w.close()
+    assert drop_rows(path, lambda r: r["config_id"] == "id1") == 1
+    df = read_results(path)
+    assert df["config_id"].tolist() == ["id0", "id2"] and df["reason"][1] == "has, comma \"quoted\""
+    before = path.read_bytes()
+    assert drop_rows(path, lambda r: False) == 0 and path.read_bytes() == before
+    assert not (tmp_path / "results.csv.tmp").exists()
