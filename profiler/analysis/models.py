@@ -7,7 +7,6 @@ times; the LM head once.
 """
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -100,19 +99,27 @@ def plans_of(meta: dict) -> list[ModelPlan]:
     return [ModelPlan.from_json(p) for p in (meta.get("suite") or {}).get("models", [])]
 
 
-def write_models(run_dir: Path, df: pd.DataFrame, meta: dict) -> Path | None:
-    """models.csv for a run with [[model]] groups (None, nothing written, without)."""
+def model_table(df: pd.DataFrame, meta: dict) -> pd.DataFrame | None:
+    """models.csv's rows for a run with [[model]] groups; None without them, and for a fleet run (whose rows
+    are per device: a step combines one device's kernels, which this table does not yet split)."""
     plans = plans_of(meta)
-    if not plans:
+    if not plans or meta.get("fleet"):
+        return None
+    records = []
+    for r in model_rows(df, plans):
+        d = asdict(r)
+        d["pass"] = d.pop("pass_")
+        records.append(d)
+    return pd.DataFrame(records, columns=COLUMNS)
+
+
+def write_models(run_dir: Path, df: pd.DataFrame, meta: dict) -> Path | None:
+    """Write models.csv (missing figures as empty cells); None, nothing written, without model groups."""
+    table = model_table(df, meta)
+    if table is None:
         return None
     path = Path(run_dir) / "models.csv"
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
-        writer.writeheader()
-        for r in model_rows(df, plans):
-            d = asdict(r)
-            d["pass"] = d.pop("pass_")
-            writer.writerow({k: ("" if v is None else v) for k, v in d.items()})
+    table.to_csv(path, index=False)
     return path
 
 

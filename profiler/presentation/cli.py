@@ -230,8 +230,13 @@ def cmd_devices(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from hwprof.analysis.models import write_models
     from hwprof.presentation.report import render_report
-    paths = render_report(args.run_dir)
+    from hwprof.running.results import read_results
+    from hwprof.running.rundir import read_run_json
+    meta = read_run_json(args.run_dir)            # first: it says best when the directory is not a run
+    models = write_models(args.run_dir, read_results(args.run_dir / "results.csv"), meta)
+    paths = ([models] if models else []) + render_report(args.run_dir)
     for p in paths:
         print(p)
     return 0
@@ -262,14 +267,13 @@ def cmd_forecast(args) -> int:
 
 def cmd_claims(args) -> int:
     from hwprof.analysis.claims import check_claims
-    from hwprof.analysis.models import read_models, write_models
+    from hwprof.analysis.models import model_table
     from hwprof.presentation.console import print_claims
     from hwprof.running.results import read_results
     from hwprof.running.rundir import read_run_json
     meta = read_run_json(args.run_dir)
     df = read_results(args.run_dir / "results.csv")
-    write_models(args.run_dir, df, meta)
-    print_claims(check_claims(df, meta, read_models(args.run_dir)))
+    print_claims(check_claims(df, meta, model_table(df, meta)))
     return 0
 
 

@@ -179,7 +179,7 @@ def render_report(run_dir: Path) -> list[Path]:
     meta = read_run_json(run_dir)
     df = read_results(run_dir / "results.csv")
     images = render_plots(run_dir, df, meta)
-    extra = sections(df, meta, run_dir)
+    extra = sections(df, meta)
     html_path, md_path = run_dir / "report.html", run_dir / "report.md"
     atomic_write_text(html_path, to_html(df, meta, images, extra))
     atomic_write_text(md_path, to_markdown(df, meta, images, extra))

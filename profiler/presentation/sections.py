@@ -2,23 +2,20 @@
 (title, explanation, DataFrame) that report.py renders to Markdown and HTML alike."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from hwprof.analysis import fleet
 from hwprof.analysis.claims import check_claims
-from hwprof.analysis.models import plans_of, read_models, write_models
+from hwprof.analysis.models import model_table, plans_of
 
 MODEL_COLUMNS = ["model", "precision", "sparsity", "pass", "status", "time_s_per_token", "energy_j_per_token",
                  "tokens_per_s", "tokens_per_j", "hef_time", "hef_energy", "energy_source", "flags", "reason"]
 
 
-def sections(df: pd.DataFrame, meta: dict, run_dir: Path) -> list[tuple[str, str, pd.DataFrame]]:
-    """The report's tables beyond the configurations: models (models.csv, rewritten here) and claims."""
+def sections(df: pd.DataFrame, meta: dict) -> list[tuple[str, str, pd.DataFrame]]:
+    """The report's tables beyond the configurations: models (as in models.csv), fleet spread and claims."""
     out = []
-    write_models(run_dir, df, meta)
-    models = read_models(run_dir)
+    models = model_table(df, meta)
     if models is not None:
         n = ", ".join(f"{p.model.name}: 1 of {p.model.n_layers} layers measured, {p.model.tokens} tokens a step"
                       for p in {p.model.name: p for p in plans_of(meta)}.values())
