@@ -65,14 +65,18 @@ def parse_scheme(text: str) -> Scheme | None:
     return Scheme(text, "w4a16", group, description=f"int4 weight-only, groups of {group}, bf16 activations")
 
 
-def is_scheme(name: str) -> bool:
+def _scheme_or_none(name: str) -> Scheme | None:
     try:
-        return parse_scheme(name) is not None
+        return parse_scheme(name)
     except ValueError:
-        return False
+        return None
+
+
+def is_scheme(name: str) -> bool:
+    return _scheme_or_none(name) is not None
 
 
 def compute_precision(name: str) -> str:
     """The plain precision whose arithmetic a precision or scheme name runs in."""
-    scheme = parse_scheme(name) if is_scheme(name) else None
+    scheme = _scheme_or_none(name)
     return scheme.compute_precision if scheme else name

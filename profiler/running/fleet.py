@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Callable
 
 import psutil
+import torch
 
 from hwprof.errors import BadInput
 from hwprof.running.fleet_task import TaskSpec, run_task
 from hwprof.running.results import SCHEMA_VERSION, ResultsWriter, Row, drop_rows, read_results
+from hwprof.running.rows import base_row
 from hwprof.running.rundir import create_run_dir, read_run_json, write_json
 from hwprof.running.suite import load_suite, suite_from_data
 from hwprof.version import __version__
@@ -108,8 +110,6 @@ def placements(ray, per: str | None, local_nodes: int) -> list[Placement]:
 
 
 def _error_row(cid: str, spec_of: dict, ident: dict, reason: str) -> Row:
-    from hwprof.running.rows import base_row
-    import torch
     row = base_row(spec_of[cid], torch.device(ident.get("kind", "cpu")), "error", reason)
     row.host, row.node_id, row.device_uuid = ident.get("host", ""), ident.get("node_id", ""), ident.get("device_uuid", "")
     return row
