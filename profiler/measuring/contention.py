@@ -68,6 +68,20 @@ def load_between(a: CpuReading, b: CpuReading, cpus: Sequence[int], threads: int
     return WindowLoad(window, other / window, s.steal_fraction, own / window, threads, gpu_other_processes)
 
 
+def combine_loads(loads: Sequence[WindowLoad]) -> WindowLoad | None:
+    """Pure: the load over several windows, each weighted by its length (GPU neighbours: the most seen)."""
+    if not loads:
+        return None
+    total = sum(w.window_s for w in loads)
+    if total <= 0:
+        return None
+
+    def mean(attr: str) -> float:
+        return sum(getattr(w, attr) * w.window_s for w in loads) / total
+    return WindowLoad(total, mean("other_cores"), mean("steal_frac"), mean("own_cores"), loads[0].threads,
+                      max(w.gpu_other_processes for w in loads))
+
+
 class LoadProbe:
     """Reads CPU time (and, on a GPU, the other compute processes) at the ends of a window."""
 

@@ -33,6 +33,7 @@ class Policy:
     confidence: float = 0.975
     rounds: int = 8               # paired rounds at least (measuring.rounds); the interval is over rounds
     round_s: float = 0.1          # each side's window in a round (longer where the energy meter needs it)
+    span_s: float = 120.0         # estimated sampling of one block of interleaved passes (running.blocks)
 
 
 class StopRule:
@@ -113,6 +114,17 @@ def prepare_batch(fn: Callable[[], object], timer: Timer, policy: Policy) -> int
         return 1
     guess = math.ceil(policy.min_batch_s / last) if last > 0 else 1
     return calibrate_batch(fn, timer, policy.min_batch_s, guess)
+
+
+def run_window(fn, batch: int, timer: Timer, seconds: float) -> tuple[list[float], int, float]:
+    """Batches of fn for `seconds` (at least one): (per-call times, calls, wall seconds)."""
+    out, calls = [], 0
+    t0 = time.perf_counter()
+    while True:
+        out.append(timer.time_batch(fn, batch) / batch)
+        calls += batch
+        if time.perf_counter() - t0 >= seconds:
+            return out, calls, time.perf_counter() - t0
 
 
 def measure(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, policy: Policy) -> Measurement:

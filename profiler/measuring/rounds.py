@@ -1,37 +1,40 @@
-"""Paired, interleaved measurement: a configuration and its reference alternate in short rounds.
+"""Paired, interleaved measurement: configurations and their reference alternate in short windows.
 
-hef is a ratio, so it is measured as one: in every round the reference and the configuration each get
-a short window (their order alternating), and hef comes from the per-round ratios, with a distribution-
-free interval over rounds. Drift common to both (clock, a neighbour, a VM's phase) cancels within a round;
-the time interval too is taken over round medians, so it covers variation between rounds, not only the
-samples of one window. Energy is metered around the configuration's windows (and the reference's, for a
-paired hef_energy) when the meter resolves windows that short; otherwise one long window follows.
+hef is a ratio, so it is measured as one. A `Family` is a reference and the configurations measured against
+it. Each round gives every active configuration a short window beside one of the reference: c1 r c2 r ... ck r,
+reversed in the next round. A round's hef is the geometric mean of the reference windows beside a
+configuration over its own, so drift common to both cancels; intervals are distribution-free, over rounds.
+The runner interleaves many families' rounds (passes), spreading each configuration's rounds over its block.
+A round the machine was busy for is measured again (up to `rounds` extra per family). Energy is metered per
+window when the meter resolves windows that short; otherwise one window of each callable alone follows.
 """
 from __future__ import annotations
 
 import math
 import statistics
-import time
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
 
-from hwprof.measuring.contention import LoadProbe, WindowLoad
-from hwprof.measuring.measure import MIN_SAMPLES_HARD, PerCallEnergy, Policy, flush_energy, prepare_batch
+from hwprof.measuring.contention import LoadProbe, WindowLoad, combine_loads
+from hwprof.measuring.measure import (MIN_SAMPLES_HARD, PerCallEnergy, Policy, flush_energy, prepare_batch,
+                                     run_window)
 from hwprof.measuring.meters.base import EnergyMeter, EnergyReading
 from hwprof.measuring.stats import Summary, median_ci, summarize
 from hwprof.measuring.timing import Timer
 
-ROUND_RESOLUTIONS = 20      # a metered round must last this many meter updates to be summed
+ROUND_RESOLUTIONS = 20      # a metered window must last this many meter updates to be summed
 MIN_PROBE_S = 0.2           # CPU times tick every 10 ms: shorter probes say nothing about contention
+
+Context = Callable[[], AbstractContextManager]
 
 
 @dataclass
 class Side:
-    """One callable's samples over all rounds."""
+    """One callable's samples over all kept rounds."""
     samples: list[float] = field(default_factory=list)          # seconds per call, one per batch
-    round_medians: list[float] = field(default_factory=list)
-    joules: list[float] = field(default_factory=list)            # per metered round (paired energy)
+    round_medians: list[float] = field(default_factory=list)    # one per window
+    joules: list[float] = field(default_factory=list)            # per metered window
     calls: list[int] = field(default_factory=list)
     windows: list[float] = field(default_factory=list)
 
@@ -54,116 +57,236 @@ class RoundsMeasurement(PerCallEnergy):
     flush_energy_j: float = 0.0
     paired_energy_ratio: float | None = None     # reference J/call over configuration J/call, same rounds
     reference_batch: int = 0
+    discarded_rounds: int = 0                    # rounds measured again because the machine was busy
 
 
-def run_window(fn, batch: int, timer: Timer, seconds: float) -> tuple[list[float], int, float]:
-    """Batches of fn for `seconds` (at least one): (per-call times, calls, wall seconds)."""
-    out, calls = [], 0
-    t0 = time.perf_counter()
-    while True:
-        out.append(timer.time_batch(fn, batch) / batch)
-        calls += batch
-        if time.perf_counter() - t0 >= seconds:
-            return out, calls, time.perf_counter() - t0
+@dataclass
+class Arm:
+    """One callable of a family, with what its kept rounds gave."""
+    fn: Callable[[], object]
+    context: Context = nullcontext
+    batch: int = 1
+    side: Side = field(default_factory=Side)
+    ratios: list[float] = field(default_factory=list)           # per kept round: hef against the reference
+    energy_ratios: list[float] = field(default_factory=list)    # per kept metered round
+    ref_joules: float = 0.0            # the neighbouring reference windows' joules and calls, for paired energy
+    ref_calls: int = 0
+    loads: list[WindowLoad] = field(default_factory=list)
+    spent_s: float = 0.0               # its windows, and as long again of its reference's when paired
+    discarded: int = 0
+    done: bool = False
+    error: BaseException | None = None
+    energy: EnergyReading | None = None
+    energy_calls: int = 0              # the calls its energy reading covers
+    energy_window_s: float = 0.0       # a long energy window's seconds, when it needed one
+    flush_j: float = 0.0
+
+
+def prepare_arm(fn: Callable[[], object], timer: Timer, policy: Policy, context: Context = nullcontext,
+                batch: int | None = None) -> Arm:
+    """Warm fn up and choose its batch (a known batch skips both: the callable is warm already)."""
+    if not batch:
+        with context():
+            batch = prepare_batch(fn, timer, policy)
+    return Arm(fn, context, batch)
+
+
+@dataclass
+class _Window:
+    arm: Arm
+    samples: list[float]
+    calls: int
+    wall: float
+    joules: float | None
+
+
+class Family:
+    """A reference and its configurations, measured round by round (see the module docstring)."""
+
+    def __init__(self, configs: Sequence[Arm], reference: Arm | None, timer: Timer, meter: EnergyMeter,
+                 policy: Policy, probe: LoadProbe | None = None):
+        if not configs and reference is not None:       # a reference on its own is measured like a configuration
+            configs, reference = [reference], None
+        self.configs, self.reference = list(configs), reference
+        self.timer, self.meter, self.policy, self.probe = timer, meter, policy, probe
+        self.per_round_energy = meter.source != "none" and policy.round_s >= ROUND_RESOLUTIONS * meter.resolution_s
+        need = max(policy.min_window_s, meter.min_window_s) if self.per_round_energy else policy.min_window_s
+        self.round_s = max(policy.round_s, need / policy.rounds)
+        self.attempts = 0                   # rounds run, kept or discarded (their parity orders the windows)
+        self.discarded = 0
+        self.sampled_s = 0.0
+        self.reference_error: BaseException | None = None
+
+    @property
+    def arms(self) -> list[Arm]:
+        return self.configs + ([self.reference] if self.reference is not None else [])
+
+    @property
+    def active(self) -> list[Arm]:
+        return [a for a in self.configs if not a.done and a.error is None]
+
+    @property
+    def done(self) -> bool:
+        return not self.active
+
+    def round(self) -> None:
+        """One round over the active configurations; a round the machine was busy for is dropped."""
+        arms = self.active
+        if not arms:
+            return
+        order: list[Arm] = []
+        for a in arms:
+            order += [a] + ([self.reference] if self.reference is not None else [])
+        if self.attempts % 2:
+            order.reverse()                 # which side goes first alternates between rounds
+        self.attempts += 1
+        if self.probe is not None:
+            self.probe.start()
+        windows = []
+        for arm in order:
+            try:
+                windows.append(self._window(arm))
+            except Exception as e:          # this callable failed: drop the round, go on without it
+                arm.error = e
+                if arm is self.reference:
+                    self.reference_error, self.reference = e, None
+                if self.probe is not None:
+                    self.probe.stop()
+                return
+        load = self.probe.stop() if self.probe is not None else None
+        if load is not None and load.window_s < MIN_PROBE_S:
+            load = None
+        if load is not None and load.contended and self.discarded < self.policy.rounds:
+            self.discarded += 1
+            for a in arms:
+                a.discarded += 1
+            return
+        self._keep(windows, load)
+        for a in arms:
+            a.done = self._finished(a)
+
+    def _window(self, arm: Arm) -> _Window:
+        with arm.context():
+            if self.per_round_energy:
+                self.meter.start()
+            samples, calls, wall = run_window(arm.fn, arm.batch, self.timer, self.round_s)
+            reading = self.meter.stop() if self.per_round_energy else None
+        self.sampled_s += wall
+        joules = None
+        if reading is not None:
+            joules = reading.energy_j if reading.energy_j is not None else math.nan
+        return _Window(arm, samples, calls, wall, joules)
+
+    def _keep(self, windows: list[_Window], load: WindowLoad | None) -> None:
+        for w in windows:
+            side = w.arm.side
+            side.samples += w.samples
+            side.round_medians.append(statistics.median(w.samples))
+            side.calls.append(w.calls)
+            side.windows.append(w.wall)
+            if w.joules is not None:
+                side.joules.append(w.joules)
+        for i, w in enumerate(windows):
+            if w.arm is self.reference:
+                continue
+            arm = w.arm
+            if load is not None:
+                arm.loads.append(load)
+            refs = [windows[j] for j in (i - 1, i + 1) if 0 <= j < len(windows) and windows[j].arm is self.reference]
+            arm.spent_s += w.wall * (2 if refs else 1)
+            mine = statistics.median(w.samples)
+            if refs and mine > 0:
+                arm.ratios.append(math.prod(statistics.median(r.samples) for r in refs) ** (1 / len(refs)) / mine)
+            if refs and w.joules is not None:
+                ref_j, ref_c = sum(r.joules for r in refs), sum(r.calls for r in refs)
+                arm.ref_joules += ref_j
+                arm.ref_calls += ref_c
+                if w.joules > 0 and ref_j > 0:       # NaN compares false: a failed reading is left out too
+                    arm.energy_ratios.append((ref_j / ref_c) / (w.joules / w.calls))
+        if self.reference is not None and load is not None:
+            self.reference.loads.append(load)
+
+    def _finished(self, arm: Arm) -> bool:
+        p = self.policy
+        if len(arm.side.round_medians) < p.rounds or len(arm.side.samples) < MIN_SAMPLES_HARD:
+            return False
+        if arm.spent_s >= p.budget_s:
+            return True
+        target = summarize(arm.ratios if self.reference is not None else arm.side.round_medians, p.confidence)
+        return target.exact and target.rel_ci_halfwidth <= p.ci_target
+
+    def finish(self, arms: Sequence[Arm] | None = None) -> None:
+        """After the last round, for `arms` (default all): each one's energy window when rounds were too
+        short for the meter, and the flush energy to take out of it."""
+        for arm in self.arms if arms is None else arms:
+            if arm.error is not None or not arm.side.samples:
+                continue
+            if self.per_round_energy and not any(math.isnan(j) for j in arm.side.joules):
+                arm.energy = EnergyReading(sum(arm.side.joules), sum(arm.side.windows), self.meter.source)
+                calls = sum(arm.side.calls)
+            elif self.meter.source != "none":
+                with arm.context():         # the meter cannot resolve short windows: one long one alone
+                    self.meter.start()
+                    samples, calls, wall = run_window(arm.fn, arm.batch, self.timer, self.meter.min_window_s)
+                    arm.energy = self.meter.stop()
+                arm.side.samples += samples
+                arm.energy_window_s = wall
+                self.sampled_s += wall
+            else:
+                arm.energy = EnergyReading(None, sum(arm.side.windows), "none")
+                calls = sum(arm.side.calls)
+            arm.energy_calls = calls
+            if self.timer.flushes and arm.energy.energy_j is not None:
+                arm.flush_j = flush_energy(self.timer, self.meter, calls)
+
+    def measurement(self, arm: Arm) -> RoundsMeasurement:
+        """What `arm` measured; hef against the reference when it was paired (call after `finish`)."""
+        p = self.policy
+        summary = _summary(arm.side, p.confidence)
+        paired = arm is not self.reference and bool(arm.ratios) and self.reference_error is None
+        hef_summary = summarize(arm.ratios, p.confidence) if paired else None
+        hef = hef_summary.median if hef_summary else None
+        hef_ci = (hef_summary.ci_low, hef_summary.ci_high) if hef_summary and hef_summary.exact else None
+        flags = []
+        if summary.rel_ci_halfwidth > p.ci_target or (hef_ci is not None and hef_summary.rel_ci_halfwidth > p.ci_target):
+            flags.append("noisy")
+        if not summary.exact:
+            flags.append("few-repeats")
+        energy = arm.energy or EnergyReading(None, sum(arm.side.windows), "none")
+        hef_energy_ci = paired_energy = None
+        if paired and self.per_round_energy and arm.energy_ratios and arm.ref_calls and energy.energy_j \
+                and math.isfinite(arm.ref_joules):
+            paired_energy = (arm.ref_joules / arm.ref_calls) / (energy.energy_j / sum(arm.side.calls))
+            hef_energy_ci = median_ci(arm.energy_ratios, p.confidence)
+        if energy.energy_j is not None and energy.window_s < self.meter.min_window_s:
+            flags.append("short-window")
+        load = combine_loads(arm.loads)
+        if load is not None and load.window_s < MIN_PROBE_S:
+            load = None
+        reference = self.reference.side if self.reference is not None and arm is not self.reference else None
+        return RoundsMeasurement(arm.side, reference, arm.batch, summary, hef, hef_ci, hef_energy_ci, energy,
+                                 arm.energy_calls or sum(arm.side.calls), energy.window_s, load,
+                                 flags, sum(arm.side.windows) + arm.energy_window_s, arm.flush_j, paired_energy,
+                                 self.reference.batch if self.reference is not None else 0, arm.discarded)
 
 
 def measure_rounds(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, policy: Policy,
                    ref_fn: Callable[[], object] | None = None, probe: LoadProbe | None = None,
-                   context: Callable[[], AbstractContextManager] = nullcontext,
-                   ref_context: Callable[[], AbstractContextManager] = nullcontext,
+                   context: Context = nullcontext, ref_context: Context = nullcontext,
                    ref_batch: int | None = None) -> RoundsMeasurement:
-    """Measure fn in rounds, alternating with ref_fn when given. Stops when the interval over rounds (of
-    hef when paired, of the time otherwise) is within the CI target, at least `rounds` rounds and the
-    window minimum are done, or the budget is spent."""
-    with context():
-        batch = prepare_batch(fn, timer, policy)
-    if ref_fn is not None and not ref_batch:      # a reference already warm from the last configuration
-        with ref_context():                       # keeps its batch and skips the warm-up
-            ref_batch = prepare_batch(ref_fn, timer, policy)
-    per_round_energy = meter.source != "none" and policy.round_s >= ROUND_RESOLUTIONS * meter.resolution_s
-    need_window = max(policy.min_window_s, meter.min_window_s)
-    round_s = max(policy.round_s, (need_window if per_round_energy else policy.min_window_s) / policy.rounds)
-    cfg, ref = Side(), (Side() if ref_fn is not None else None)
-    t_start = time.perf_counter()
-    if probe is not None:          # one probe around all rounds: a neighbour during the reference's windows
-        probe.start()              # distorts hef as much as one during the configuration's
-
-    def one(side: Side, f, b: int, metered: bool) -> None:
-        with (context if side is cfg else ref_context)():
-            if metered:
-                meter.start()
-            samples, calls, wall = run_window(f, b, timer, round_s)
-            metered_reading = meter.stop() if metered else None
-        if metered_reading is not None:
-            side.joules.append(metered_reading.energy_j if metered_reading.energy_j is not None else math.nan)
-        side.samples += samples
-        side.round_medians.append(statistics.median(samples))
-        side.calls.append(calls)
-        side.windows.append(wall)
-
-    k = 0
-    while True:
-        order = [(cfg, fn, batch)] + ([(ref, ref_fn, ref_batch)] if ref is not None else [])
-        if k % 2 and ref is not None:
-            order.reverse()                   # reference first in even rounds, second in odd ones
-        for side, f, b in order:
-            one(side, f, b, per_round_energy)
-        k += 1
-        if k < policy.rounds or len(cfg.samples) < MIN_SAMPLES_HARD:
-            continue
-        if time.perf_counter() - t_start >= policy.budget_s:
-            break
-        target = summarize(_ratios(ref, cfg) if ref is not None else cfg.round_medians, policy.confidence)
-        if target.exact and target.rel_ci_halfwidth <= policy.ci_target:
-            break
-    sampled = time.perf_counter() - t_start
-    load = probe.stop() if probe is not None else None
-    if load is not None and load.window_s < MIN_PROBE_S:
-        load = None
-
-    summary = _summary(cfg, policy.confidence)
-    ratios = _ratios(ref, cfg) if ref is not None else None
-    hef_summary = summarize(ratios, policy.confidence) if ratios else None
-    hef = hef_summary.median if hef_summary else None
-    hef_ci = (hef_summary.ci_low, hef_summary.ci_high) if hef_summary and hef_summary.exact else None
-    flags = []
-    if summary.rel_ci_halfwidth > policy.ci_target or (
-            hef_ci is not None and hef_summary.rel_ci_halfwidth > policy.ci_target):
-        flags.append("noisy")
-    if not summary.exact:
-        flags.append("few-repeats")
-
-    hef_energy_ci = paired_energy = None
-    if per_round_energy and not any(math.isnan(j) for j in cfg.joules):
-        reading = EnergyReading(sum(cfg.joules), sum(cfg.windows), meter.source)
-        calls = sum(cfg.calls)
-        if ref is not None and ref.joules and not any(math.isnan(j) for j in ref.joules):
-            e_ratios = [(rj / rc) / (cj / cc) for rj, rc, cj, cc in zip(ref.joules, ref.calls, cfg.joules, cfg.calls)
-                        if cj > 0 and rj > 0]
-            if e_ratios:
-                paired_energy = (sum(ref.joules) / sum(ref.calls)) / (sum(cfg.joules) / calls)
-                hef_energy_ci = median_ci(e_ratios, policy.confidence)
-    elif meter.source != "none":
-        # the meter cannot resolve short rounds: one long window of the configuration alone
-        with context():
-            meter.start()
-            samples, calls, wall = run_window(fn, batch, timer, need_window)
-            reading = meter.stop()
-        cfg.samples += samples
-        sampled += wall
-    else:
-        reading = EnergyReading(None, sum(cfg.windows), "none")
-        calls = sum(cfg.calls)
-    if reading.energy_j is not None and reading.window_s < meter.min_window_s:
-        flags.append("short-window")
-    flush_j = flush_energy(timer, meter, calls) if timer.flushes and reading.energy_j is not None else 0.0
-    return RoundsMeasurement(cfg, ref, batch, summary, hef, hef_ci, hef_energy_ci, reading, calls,
-                             reading.window_s, load, flags, sampled, flush_j, paired_energy, ref_batch or 0)
-
-
-def _ratios(ref: Side, cfg: Side) -> list[float]:
-    """Per-round hef: the reference's round median over the configuration's."""
-    return [r / c for r, c in zip(ref.round_medians, cfg.round_medians) if c > 0]
+    """Measure fn in rounds back to back, alternating with ref_fn when given. Stops when the interval over
+    rounds (of hef when paired, of the time otherwise) is within the CI target, at least `rounds` rounds are
+    done, or the budget is spent. A failure of either callable propagates."""
+    arm = prepare_arm(fn, timer, policy, context)
+    ref = prepare_arm(ref_fn, timer, policy, ref_context, ref_batch) if ref_fn is not None else None
+    family = Family([arm], ref, timer, meter, policy, probe)
+    while not family.done:
+        family.round()
+    for a in (arm, ref):
+        if a is not None and a.error is not None:
+            raise a.error
+    family.finish([arm])
+    return replace(family.measurement(arm), sampled_s=family.sampled_s)   # the reference's windows were its too
 
 
 def _summary(side: Side, confidence: float) -> Summary:

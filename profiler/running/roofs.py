@@ -22,8 +22,7 @@ from hwprof.kernels.build import build_case
 from hwprof.kernels.errors import Unsupported
 from hwprof.kernels.spec import MatmulSpec
 from hwprof.measuring.devices import INTERESTING_FLAGS, DeviceInfo
-from hwprof.measuring.measure import warm_up
-from hwprof.measuring.rounds import run_window
+from hwprof.measuring.measure import run_window, warm_up
 from hwprof.measuring.stream import MemoryRoof, measure_memory_roof
 from hwprof.measuring.timing import Timer
 from hwprof.version import __version__

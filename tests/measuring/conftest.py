@@ -8,8 +8,7 @@ def clock(monkeypatch):
     """Fake time for the measuring loops and the meters' windows."""
     import hwprof.measuring.measure as measure
     import hwprof.measuring.meters.base as base
-    import hwprof.measuring.rounds as rounds
     c = FakeClock()
-    for module in (measure, rounds, base):
+    for module in (measure, base):
         monkeypatch.setattr(module, "time", c)
     return c

@@ -154,7 +154,7 @@ def test_policy_defaults_are_the_documented_ones():
     import dataclasses
     assert dataclasses.asdict(Policy()) == {
         "budget_s": 2.0, "ci_target": 0.02, "min_samples": 10, "warmup_s": 0.1, "min_batch_s": 0.002,
-        "min_window_s": 1.0, "confidence": 0.975, "rounds": 8, "round_s": 0.1}
+        "min_window_s": 1.0, "confidence": 0.975, "rounds": 8, "round_s": 0.1, "span_s": 120.0}
     with pytest.raises(dataclasses.FrozenInstanceError):
         Policy().budget_s = 1.0
 
