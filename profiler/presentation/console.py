@@ -53,7 +53,7 @@ def print_results(df: pd.DataFrame, meta: dict, console: Console | None = None) 
     c = contention(df, meta)
     if c.any:
         console.print(f"[yellow]{c.contended} rows measured while other processes used the machine (contended), "
-                      f"{c.stalled} stalled; {c.remeasured} re-measured once it was quiet[/]")
+                      f"{c.stalled} stalled; {c.remeasured} had busy rounds measured again[/]")
 
 
 def print_warning(text: str) -> None:

@@ -151,8 +151,8 @@ def findings(df: pd.DataFrame, meta: dict) -> list[str]:
     c = contention(df, meta)
     if c.any:
         lines.append(f"{c.contended} rows were measured while other processes used the machine (flag contended) "
-                     f"and {c.stalled} stalled; {c.remeasured} were re-measured once it was quiet. Their numbers say "
-                     "more about the neighbour than the kernel.")
+                     f"and {c.stalled} stalled: their numbers say more about the neighbour than the kernel. "
+                     f"{c.remeasured} rows had rounds measured again because the machine was busy during them.")
     else:
         lines.append("No row was measured beside another busy process (no contended or stalled flags).")
     good = df[(df["status"] == "ok") & df["hef_time"].notna()]

@@ -159,7 +159,8 @@ def open_session(opts: RunOptions) -> Session:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
     policy = Policy(budget_s=suite.budget_s, ci_target=suite.ci_target, warmup_s=suite.warmup_s,
-                    min_window_s=suite.min_window_s, rounds=suite.rounds, round_s=suite.round_s)
+                    min_window_s=suite.min_window_s, rounds=suite.rounds, round_s=suite.round_s,
+                    span_s=suite.span_s)
     timer = timer_for(device, opts.flush_l2)
     meta.update({
         "status": "running", **_environment(device, info),

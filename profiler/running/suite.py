@@ -17,7 +17,7 @@ from hwprof.running.modelplan import MODEL_KEYS, ModelPlan, expand_model_group
 PRESETS = ("quick", "standard", "full", "schemes")
 MAX_DIM = 1 << 20                     # any single dimension beyond this is a typo, not a benchmark
 TOP_KEYS = {"name", "device", "budget_s", "ci_target", "matmul", "attention", "model", "warmup_s", "min_window_s",
-            "rounds", "round_s"}
+            "rounds", "round_s", "span_s"}
 GROUP_KEYS = {
     # `device` (optional): "cpu" or "cuda" - the group only applies when the run's device is of that type,
     # so one preset can hold CPU-sized and GPU-sized work.
@@ -38,6 +38,7 @@ class Suite:
     min_window_s: float = 1.0
     rounds: int = 8                    # paired rounds at least per configuration
     round_s: float = 0.1               # each side's window in a round
+    span_s: float = 120.0              # estimated sampling per block of interleaved passes
     specs: list[Spec] = field(default_factory=list)    # what runs: for_device's selection, references first
     raw: dict = field(default_factory=dict)
     # every expanded configuration with the device type its group is restricted to (None: any device)
@@ -58,7 +59,7 @@ class Suite:
         """What run.json stores and a resumed run compares: the exact configurations and settings."""
         return {"name": self.name, "source": self.source, "device": self.device, "budget_s": self.budget_s,
                 "ci_target": self.ci_target, "warmup_s": self.warmup_s, "min_window_s": self.min_window_s,
-                "rounds": self.rounds, "round_s": self.round_s,
+                "rounds": self.rounds, "round_s": self.round_s, "span_s": self.span_s,
                 "config_ids": [s.config_id for s in self.specs], "models": [p.to_json() for p in self.models]}
 
 
@@ -119,6 +120,7 @@ def suite_from_data(data: dict, source: str, device_type: str | None = None) -> 
                                allow_zero=True),
         rounds=int(_positive(data.get("rounds", 8), f"suite {source}: rounds", upper=1000)),
         round_s=_positive(data.get("round_s", 0.1), f"suite {source}: round_s", upper=60, allow_zero=True),
+        span_s=_positive(data.get("span_s", 120.0), f"suite {source}: span_s", upper=86400, allow_zero=True),
         raw=data,
     )
     candidates: list[tuple[Spec, str | None]] = []

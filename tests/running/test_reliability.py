@@ -192,6 +192,7 @@ warmup_s = 0.0
 ci_target = 0.001
 rounds = 3
 round_s = 0.05
+span_s = 0          # one block per shape: the first block's rows are written while the second runs
 
 [[matmul]]
 shapes = [[64, 64, 64], [96, 96, 96]]

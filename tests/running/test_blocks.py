@@ -1,0 +1,64 @@
+"""Blocks of families: how the sweep groups configurations, and that passes interleave and rebuild them."""
+from hwprof.kernels.spec import AttentionSpec, MatmulSpec, SparsitySpec
+from hwprof.measuring.measure import Policy
+from hwprof.running.blocks import MEMORY_SHARE, plan_blocks, plan_families
+
+M = MatmulSpec
+SPECS = [M((64, 64, 64), "fp32"), M((64, 64, 64), "int8"), M((32, 32, 32), "fp32"), M((64, 64, 64), "bf16"),
+         M((64, 64, 64), "fp32", SparsitySpec.parse("unstructured:0.5")),
+         AttentionSpec((1, 2, 32, 32, 16), "fp32", "causal", "flash")]
+
+
+def test_families_group_by_reference_in_order_of_first_appearance():
+    fams = plan_families(SPECS)
+    assert [f.reference.config_id for f in fams] == [
+        "matmul/64x64x64/fp32/dense/fwd", "matmul/32x32x32/fp32/dense/fwd",
+        "attention/1x2x32x32x16/fp32/causal/math/fwd"]
+    assert [len(f.configs) for f in fams] == [4, 1, 1]
+    assert fams[2].reference not in fams[2].configs          # its reference was measured before (resume)
+
+
+def test_blocks_fill_up_to_the_span_and_a_big_family_goes_alone():
+    fams = plan_families(SPECS)
+    p = Policy(rounds=8, round_s=0.1, min_window_s=0.8)      # 1.6 s per configuration
+    assert fams[0].estimate_s(p) == 4 * 1.6
+    free = 1 << 40
+    assert [len(b) for b in plan_blocks(fams, Policy(span_s=120.0), free)] == [3]
+    assert [len(b) for b in plan_blocks(fams, Policy(span_s=0.0), free)] == [1, 1, 1]
+    one_and_two = fams[0].estimate_s(Policy()) + fams[1].estimate_s(Policy())
+    assert [len(b) for b in plan_blocks(fams, Policy(span_s=one_and_two), free)] == [2, 1]
+
+
+def test_blocks_keep_their_cases_within_a_share_of_free_memory():
+    fams = plan_families(SPECS)
+    first_two = fams[0].estimate_bytes() + fams[1].estimate_bytes()
+    assert [len(b) for b in plan_blocks(fams, Policy(), int(first_two / MEMORY_SHARE))] == [2, 1]
+    assert [len(b) for b in plan_blocks(fams, Policy(), 0)] == [1, 1, 1]
+
+
+def test_a_run_interleaves_families_pass_by_pass_and_rebuilds_inputs_between_passes(tiny_suite, fast_options,
+                                                                                    monkeypatch):
+    import collections
+
+    import hwprof
+    from hwprof import kernels
+    from hwprof.measuring.rounds import Family
+    builds, rounds = collections.Counter(), []
+    real_build, real_round = kernels.build_case, Family.round
+
+    def build(spec, *a, **kw):
+        builds[spec.config_id] += 1
+        return real_build(spec, *a, **kw)
+
+    def round_(self):
+        rounds.append(id(self))
+        return real_round(self)
+    monkeypatch.setattr(kernels, "build_case", build)
+    monkeypatch.setattr(Family, "round", round_)
+    df = hwprof.run_suite(str(tiny_suite), **fast_options).set_index("config_id")
+    matmul, attention = rounds[0], rounds[1]
+    assert rounds[:4] == [matmul, attention, matmul, attention]          # one round of each family per pass
+    passes = rounds.count(matmul)
+    assert builds["matmul/64x64x64/int8/dense/fwd"] == passes             # built once, then again after each pass
+    assert builds["matmul/64x64x64/tf32/dense/fwd"] == 1                  # unsupported: never built again
+    assert (df.loc["matmul/64x64x64/int8/dense/fwd", "rounds"]) == passes
