@@ -23,6 +23,28 @@ def test_time_check_verdicts_follow_the_tolerance(monkeypatch):
     assert {c.verdict for c in checks} == {"fail"} and abs(checks[0].ratio - 1.07) < 1e-12
 
 
+def test_time_checks_pair_rounds_alternating_who_goes_first_and_judge_the_median_ratio(monkeypatch):
+    """A machine that slows down with every measurement: paired rounds with the order alternating keep the
+    ratio near 1 (median of per-round ratios 0.955, a pass), where the ratio of the two medians, 12/11,
+    would fail."""
+    log, speed = [], iter(range(1, 10_000))
+
+    def tool(name):
+        def t(fn, device=None):
+            log.append(name)
+            return float(next(speed))
+        return t
+    monkeypatch.setattr(validate, "_time_hwprof", tool("ours"))
+    monkeypatch.setattr(validate, "_time_torch_benchmark", tool("peer"))
+    first = validate.timing_specs(torch.device("cpu"), True)[:1]
+    monkeypatch.setattr(validate, "timing_specs", lambda device, quick: first)
+    monkeypatch.setattr(validate, "ROUNDS", 11)
+    (check,) = validate.time_checks(torch.device("cpu"), quick=True)
+    assert log[:4] == ["ours", "peer", "peer", "ours"] and len(log) == 22
+    assert abs(check.ratio - 21 / 22) < 1e-12 and check.verdict == "pass"
+    assert (check.hwprof, check.peer) == (12.0, 11.0)          # each tool's own median is still shown
+
+
 def test_exit_code_is_1_when_a_check_fails(monkeypatch, capsys):
     from hwprof.presentation.cli import main
     monkeypatch.setattr(validate, "time_checks", lambda d, q: [validate.Check("time", "x", 2.0, 1.0, "peer", "fail")])
