@@ -1,6 +1,6 @@
 """Benchmarks of the trust features, run alone on the machine (figures in the README):
 
-    python tests/benchmarks/bench_trust.py repeat      # two quick runs back to back: do their hefs agree?
+    python tests/benchmarks/bench_trust.py repeat [N]  # N (2) quick runs back to back: do their hefs agree?
     python tests/benchmarks/bench_trust.py neighbour   # a busy neighbour process during a run: flagged?
 
 repeat: for ok non-reference rows of two back-to-back quick runs, the share whose hef_time lies inside the
@@ -40,14 +40,23 @@ def _pairs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     return both
 
 
-def repeat(out: Path) -> int:
-    a, b = quick(out, "repeat-a"), quick(out, "repeat-b")
+def repeat(out: Path, runs: int = 2) -> int:
+    """`runs` quick runs back to back; every pair of them compared."""
+    done = [quick(out, f"repeat-{i}") for i in range(runs)]
+    for i in range(runs):
+        for j in range(i + 1, runs):
+            _compare_pair(done[i], done[j])
+    return 0
+
+
+def _compare_pair(a: pd.DataFrame, b: pd.DataFrame) -> None:
     p = _pairs(a, b)
     a_in_b = (p["hef_time_a"] >= p["hef_time_ci_low_b"]) & (p["hef_time_a"] <= p["hef_time_ci_high_b"])
     b_in_a = (p["hef_time_b"] >= p["hef_time_ci_low_a"]) & (p["hef_time_b"] <= p["hef_time_ci_high_a"])
     inside = (a_in_b & b_in_a)
     diff = (p["hef_time_b"] / p["hef_time_a"] - 1).abs()
-    print(f"runs: {a.attrs['run_dir']}  {b.attrs['run_dir']}")
+    print(f"runs: {a.attrs['run_dir']} ({a.attrs['meta']['wall_s']:.1f} s)  {b.attrs['run_dir']} "
+          f"({b.attrs['meta']['wall_s']:.1f} s)")
     print(f"non-reference ok rows: {len(p)}; each inside the other's hef interval: {int(inside.sum())} "
           f"({inside.mean():.0%}, target >= 90%)")
     print(f"largest hef_time disagreement: {diff.max():.1%} ({diff.idxmax()}), target <= 15%; median {diff.median():.1%}")
@@ -55,7 +64,6 @@ def repeat(out: Path) -> int:
         r = p.loc[cid]
         print(f"  outside: {cid}: {r['hef_time_a']:.4g} [{r['hef_time_ci_low_a']:.4g}, {r['hef_time_ci_high_a']:.4g}] vs "
               f"{r['hef_time_b']:.4g} [{r['hef_time_ci_low_b']:.4g}, {r['hef_time_ci_high_b']:.4g}]")
-    return 0
 
 
 def neighbour(out: Path, start_after_s: float = 8.0, seconds: float = 15.0) -> int:
@@ -86,4 +94,6 @@ def neighbour(out: Path, start_after_s: float = 8.0, seconds: float = 15.0) -> i
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "repeat"
     out = Path("reports/bench")
-    raise SystemExit({"repeat": repeat, "neighbour": neighbour}[what](out))
+    if what == "repeat":
+        raise SystemExit(repeat(out, int(sys.argv[2]) if len(sys.argv) > 2 else 2))
+    raise SystemExit(neighbour(out))
