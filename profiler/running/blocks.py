@@ -101,9 +101,7 @@ def measure_block(block: list[FamilyPlan], s: Session, sensors: Sensors, probe: 
             return rows
     finally:
         built.clear()
-        gc.collect()
-        if s.device.type == "cuda":
-            torch.cuda.empty_cache()
+        _release(s.device)
 
 
 def _build_family(plan: FamilyPlan, s: Session, probe: LoadProbe) -> _Built:
@@ -132,14 +130,6 @@ def _build_one(spec: Spec, s: Session, b: _Built) -> None:
         return
     try:
         case, out = kernels.build_case(spec, s.device, s.seed)
-    except kernels.Unsupported as e:
-        b.rows[cid] = base_row(spec, s.device, "unsupported", str(e))
-        return
-    except Exception as e:         # one configuration's failure must not lose the others
-        _release(s.device)
-        b.rows[cid] = base_row(spec, s.device, "error", failure_reason(e))
-        return
-    try:
         if not all_finite(out):
             b.rows[cid] = replace(base_row(spec, s.device, "error", "output contains NaN/Inf; no rate is reported"),
                                   flags="nonfinite")
@@ -148,7 +138,9 @@ def _build_one(spec: Spec, s: Session, b: _Built) -> None:
         out = None
         b.arms[cid] = prepare_arm(case.run, s.timer, s.policy, case.context)
         b.cases[cid] = case
-    except Exception as e:
+    except kernels.Unsupported as e:
+        b.rows[cid] = base_row(spec, s.device, "unsupported", str(e))
+    except Exception as e:         # one configuration's failure must not lose the others
         _release(s.device)
         b.rows[cid] = base_row(spec, s.device, "error", failure_reason(e))
 
