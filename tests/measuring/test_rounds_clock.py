@@ -105,8 +105,8 @@ def test_too_few_rounds_for_an_interval_are_flagged(clock):
     assert "few-repeats" in m.flags and len(m.config.round_medians) == 3
 
 
-def test_paired_energy_per_round_at_exactly_twenty_resolutions(clock):
-    meter = Meter(resolution_s=0.0125)                       # a 0.25 s round is exactly 20 updates
+def test_paired_energy_per_round_at_exactly_ten_resolutions(clock):
+    meter = Meter(resolution_s=0.025)                        # a 0.25 s round is exactly 10 updates
     timer = SideTimer(clock, meter)
     m = measure_rounds(CFG, timer, meter, P(round_s=0.25), ref_fn=REF)
     assert len(m.config.joules) == len(m.reference.joules) == 8
@@ -115,8 +115,8 @@ def test_paired_energy_per_round_at_exactly_twenty_resolutions(clock):
     assert m.paired_energy_ratio == pytest.approx(8.0)      # 4x the time at 2x the power
     assert m.hef_energy_ci == pytest.approx((8.0, 8.0))
     assert m.energy_per_call_j == pytest.approx(0.125)
-    assert ROUND_RESOLUTIONS == 20
-    coarse = Meter(resolution_s=0.0125 * 1.01)
+    assert ROUND_RESOLUTIONS == 10
+    coarse = Meter(resolution_s=0.025 * 1.01)
     m = measure_rounds(CFG, SideTimer(clock, coarse), coarse, P(round_s=0.25), ref_fn=REF)
     assert m.config.joules == [] and m.hef_energy_ci is None and m.paired_energy_ratio is None
 
