@@ -138,13 +138,22 @@ def print_validation(device: str, checks: list, console: Console | None = None) 
 
 @contextmanager
 def progress_bar(total: int, completed: int):
-    """A rich progress bar with ETA; yields the per-row callback the runner calls."""
+    """A rich progress bar with ETA, moved by the runner's listener: by rounds within a block of passes,
+    by rows as the block's rows are written."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from hwprof.running.runner import Listener
     columns = [TextColumn("[bold]{task.description:<48.48}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    rows = [completed]
+
+    def row(r) -> None:
+        rows[0] += 1
+        progress.update(task, completed=rows[0], description=r.config_id)
+
     with Progress(*columns, transient=False) as progress:
         task = progress.add_task("measuring", total=total, completed=completed)
-        yield lambda row: progress.update(task, advance=1, description=row.config_id)
+        yield Listener(row=row, advance=lambda done, label: progress.update(task, completed=done, description=label))
 
 
 def print_claims(checks: list, console: Console | None = None) -> None:

@@ -87,9 +87,10 @@ class _Built:
 
 
 def measure_block(block: list[FamilyPlan], s: Session, sensors: Sensors, probe: LoadProbe,
-                  on_pass: Callable[[], None] = lambda: None) -> list[tuple[Row, int]]:
+                  on_pass: Callable[[int, float], None] = lambda passes, completed: None) -> list[tuple[Row, int]]:
     """Build, warm and measure a block's configurations in passes: (row, rounds discarded as busy) in
-    suite order. One configuration's failure becomes its error row; the others go on."""
+    suite order. One configuration's failure becomes its error row; the others go on. After each pass,
+    on_pass hears the passes run and the block's configurations done (see `progress`)."""
     built: list[_Built] = []
     try:
         with device_current(s.device):
@@ -145,12 +146,13 @@ def _build_one(spec: Spec, s: Session, b: _Built) -> None:
         b.rows[cid] = base_row(spec, s.device, "error", failure_reason(e))
 
 
-def _passes(built: list[_Built], s: Session, sensors: Sensors, on_pass: Callable[[], None]) -> None:
+def _passes(built: list[_Built], s: Session, sensors: Sensors, on_pass: Callable[[int, float], None]) -> None:
     """Every unfinished family one round per pass, until all are done; sensors around each family's rounds.
     Between passes each unfinished family's inputs are built again in fresh memory, so that where its
     buffers happen to lie (cache sets, pages), which a run minutes later would draw differently, varies
     between rounds and shows in the interval instead of in the next run's number."""
     live = [b for b in built if b.family is not None]
+    passes = 0
     while any(not b.family.done for b in live):
         for b in live:
             if b.family.done:
@@ -160,10 +162,25 @@ def _passes(built: list[_Built], s: Session, sensors: Sensors, on_pass: Callable
             b.family.round()
             if b.family.done:
                 b.after = sensors.snapshot()
-        on_pass()
+        passes += 1
+        on_pass(passes, progress(built, s.policy.rounds))
         for b in live:
             if not b.family.done:
                 _rebuild(b, s)
+
+
+def progress(built: list[_Built], rounds: int) -> float:
+    """Configurations done, an unfinished one counting its kept rounds' share of the minimum (at most
+    0.9: it may need more)."""
+    total = 0.0
+    for b in built:
+        for spec in b.plan.configs:
+            arm = b.arms.get(spec.config_id)
+            if arm is None or arm.error is not None or (arm.done if arm is not b.ref_arm else b.family.done):
+                total += 1.0
+            else:
+                total += min(len(arm.side.round_medians) / rounds, 0.9)
+    return total
 
 
 def _rebuild(b: _Built, s: Session) -> None:

@@ -50,7 +50,7 @@ def run_task(spec: TaskSpec) -> Iterator[tuple[str, object]]:
     if spec.kind == "cpu":
         # recent Ray no longer hides GPUs from tasks that asked for none; a CPU task must not touch them
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    from hwprof.running.runner import execute
+    from hwprof.running.runner import Listener, execute
     from hwprof.running.session import RunOptions
     host, uuid, name = device_identity(spec.kind, spec.logical)
     prior = [r for r in spec.prior_rows if r.get("device_uuid") == uuid]
@@ -59,7 +59,7 @@ def run_task(spec: TaskSpec) -> Iterator[tuple[str, object]]:
 
     @contextmanager
     def sink(total: int, done: int):
-        yield lambda row: items.put(("row", row.as_dict()))
+        yield Listener(row=lambda row: items.put(("row", row.as_dict())))
 
     def work():
         try:

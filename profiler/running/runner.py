@@ -26,8 +26,17 @@ from hwprof.running.results import ResultsWriter, Row, read_results
 from hwprof.running.roofs import Roofs, get_roofs
 from hwprof.running.session import RunOptions, Session, close_session, open_session
 
-# A progress display: given (total, already done), a context yielding a callback for each finished row.
-Progress = Callable[[int, int], AbstractContextManager[Callable[[Row], None]]]
+@dataclass
+class Listener:
+    """What a progress display hears: each finished row, and between rows how far the sweep has got."""
+    row: Callable[[Row], None] = lambda row: None
+    # configurations done so far, counting the unfinished ones of the block by their share of rounds, and
+    # what is being measured; rows arrive only when their block ends
+    advance: Callable[[float, str], None] = lambda completed, label: None
+
+
+# A progress display: given (total, already done), a context yielding its listener.
+Progress = Callable[[int, int], AbstractContextManager[Listener]]
 
 
 class Interrupted(Exception):
@@ -80,10 +89,10 @@ def make_tools(s: Session) -> SweepTools:
     return SweepTools(Sensors(s.device), LoadProbe(usable_cpus(), torch.get_num_threads(), gpu))
 
 
-def sweep(s: Session, on_row: Callable[[Row], None], notify: Callable[[str], None]) -> None:
+def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None:
     """Check the machine is quiet, warm the device, measure idle power once per run, then every
     configuration not yet done, block by block in interleaved passes (running.blocks). Each row goes to
-    results.csv (fsynced), then to on_row; sampling time adds up in s.measured_s. A round measured while
+    results.csv (fsynced), then to the listener; sampling time adds up in s.measured_s. A round measured while
     the machine was busy is measured again (measuring.rounds)."""
     cpus = usable_cpus()
     if s.opts.quiet_check_s > 0:
@@ -112,15 +121,22 @@ def sweep(s: Session, on_row: Callable[[Row], None], notify: Callable[[str], Non
     tags = model_tags(s.suite.models)
     pending = [x for x in s.suite.specs if x.config_id not in s.done]
     try:
-        for block in plan_blocks(plan_families(pending), s.policy, free_memory(s.device)):
-            for row, discarded in measure_block(block, s, tools.sensors, tools.probe):
+        blocks = plan_blocks(plan_families(pending), s.policy, free_memory(s.device))
+        for i, block in enumerate(blocks):
+            before = len(s.done)
+            label = f"block {i + 1} of {len(blocks)}, pass " if len(blocks) > 1 else "pass "
+
+            def on_pass(passes: int, completed: float, before=before, label=label) -> None:
+                listener.advance(before + completed, f"{label}{passes}")
+
+            for row, discarded in measure_block(block, s, tools.sensors, tools.probe, on_pass):
                 counts["contended_rows"] += "contended" in row.flags.split(",")
                 counts["remeasured_rows"] += discarded > 0
                 counts["discarded_rounds"] += discarded
                 row.model = tags.get(row.config_id, "")
                 writer.append(row)
                 s.done[row.config_id] = row
-                on_row(row)
+                listener.row(row)
     finally:
         writer.close()
 
@@ -153,10 +169,10 @@ def execute(opts: RunOptions, progress: Progress | None = None,
     session = open_session(opts)
     t_start = time.perf_counter()
     status = "failed"
-    display = progress(len(session.suite.specs), len(session.done)) if progress else nullcontext(lambda row: None)
+    display = progress(len(session.suite.specs), len(session.done)) if progress else nullcontext(Listener())
     try:
-        with _sigterm_as_interrupt(), display as on_row:
-            sweep(session, on_row, notify or (lambda text: None))
+        with _sigterm_as_interrupt(), display as listener:
+            sweep(session, listener, notify or (lambda text: None))
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"

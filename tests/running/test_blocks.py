@@ -62,3 +62,26 @@ def test_a_run_interleaves_families_pass_by_pass_and_rebuilds_inputs_between_pas
     assert builds["matmul/64x64x64/int8/dense/fwd"] == passes             # built once, then again after each pass
     assert builds["matmul/64x64x64/tf32/dense/fwd"] == 1                  # unsupported: never built again
     assert (df.loc["matmul/64x64x64/int8/dense/fwd", "rounds"]) == passes
+
+
+def test_progress_moves_pass_by_pass_before_the_block_writes_its_rows(tiny_suite, fast_options):
+    from contextlib import contextmanager
+
+    from hwprof.running.runner import Listener, execute
+    from hwprof.running.session import RunOptions
+    heard = []
+
+    @contextmanager
+    def display(total, done):
+        heard.append(("start", total, done))
+        yield Listener(row=lambda row: heard.append(("row", row.config_id)),
+                       advance=lambda completed, label: heard.append(("pass", completed, label)))
+    result = execute(RunOptions(suite=str(tiny_suite), **fast_options), progress=display)
+    total = heard[0][1]
+    passes = [h for h in heard if h[0] == "pass"]
+    first_row = next(i for i, h in enumerate(heard) if h[0] == "row")
+    assert len(passes) > 1 and all(h[0] == "pass" for h in heard[1:first_row])
+    assert [h[2] for h in passes] == [f"pass {i + 1}" for i in range(len(passes))]
+    done = [h[1] for h in passes]
+    assert done == sorted(done) and 0 < done[0] < total and done[-1] == total     # the last pass finishes them
+    assert [h[1] for h in heard if h[0] == "row"] == list(result.results["config_id"])
