@@ -12,6 +12,14 @@ def pytest_configure(config):
     os.environ.setdefault("HWPROF_CACHE_DIR", tempfile.mkdtemp(prefix="hwprof-test-cache-"))
 
 
+@pytest.fixture(autouse=True)
+def _no_machine_history(tmp_path, monkeypatch):
+    """Each test starts with no history of this machine's reference times: one built by earlier tests' runs
+    would flag rows `slow-machine` by chance (running.baseline)."""
+    from hwprof.running import baseline
+    monkeypatch.setattr(baseline, "KIND", f"baseline-{tmp_path.name}")
+
+
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 TINY_SUITE = """

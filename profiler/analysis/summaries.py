@@ -75,6 +75,37 @@ def contention(df: pd.DataFrame, meta: dict) -> Contention:
 
 
 @dataclass(frozen=True)
+class MachineState:
+    history_runs: int | None        # runs in this machine's history at the start; None: not consulted
+    compared: int                   # blocks whose references were compared with it
+    slow_rows: int                  # rows flagged slow-machine
+    slowdown: float | None          # the largest block slowdown against the quiet state
+
+    def sentence(self) -> str:
+        """What the history said, in words (the report and the terminal share them)."""
+        if self.history_runs is None:
+            return "The references were not compared with this machine's history (turned off)."
+        if not self.compared:
+            return (f"No comparison with this machine's history yet: it holds {self.history_runs} earlier run(s), "
+                    f"and a reference needs 3; this run's references were added.")
+        words = f"{self.slowdown:+.1%} against its quiet state (lower quartile of its last runs)"
+        if self.slow_rows:
+            return (f"This machine's references ran {words}: its host was busier than usual in ways the machine "
+                    f"cannot see, and hef may differ from a quiet run by more than its interval; "
+                    f"{self.slow_rows} rows are flagged slow-machine.")
+        return f"This machine ran as usual: its references, by their median, {words}."
+
+
+def machine_state(df: pd.DataFrame, meta: dict) -> MachineState:
+    history = meta.get("machine_history")
+    checks = meta.get("machine_state") or []
+    slow = int(df["flags"].fillna("").str.split(",").apply(lambda f: "slow-machine" in f).sum())
+    slowdowns = [c["slowdown"] for c in checks if c.get("slowdown") is not None]
+    return MachineState(history.get("runs") if history else None, len(slowdowns), slow,
+                        max(slowdowns) if slowdowns else None)
+
+
+@dataclass(frozen=True)
 class RoofPlacement:
     config_id: str
     roof_frac: float

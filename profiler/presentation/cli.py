@@ -67,13 +67,16 @@ def _suite_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--remeasure-roofs", action="store_true",
                    help="measure this machine's memory and compute roofs again instead of using the cached ones")
     r.add_argument("--no-roofs", action="store_true", help="do not measure or load roofs (no roof_* columns)")
+    r.add_argument("--no-history", action="store_true",
+                   help="do not compare the references with this machine's earlier runs, nor add this run to them")
 
 
 def _measure_kwargs(args) -> dict:
     """RunOptions fields from the shared options (what a fleet task passes on to each node's runner)."""
     return dict(seed=args.seed, energy=args.energy, cpu_tdp_watts=args.cpu_tdp_watts, flush_l2=args.flush_l2,
                 threads=args.threads, budget_s=args.budget_s, ci_target=args.ci_target,
-                quiet_check_s=args.quiet_check_s, roofs=not args.no_roofs, remeasure_roofs=args.remeasure_roofs)
+                quiet_check_s=args.quiet_check_s, roofs=not args.no_roofs, remeasure_roofs=args.remeasure_roofs,
+                baseline=not args.no_history)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -49,11 +49,14 @@ def print_results(df: pd.DataFrame, meta: dict, console: Console | None = None) 
     console.print(t)
     if energy.get("source") == "estimate":
         console.print("[yellow]energy is an estimate (TDP x CPU utilisation), not a measurement[/]")
-    from hwprof.analysis.summaries import contention
+    from hwprof.analysis.summaries import contention, machine_state
     c = contention(df, meta)
     if c.any:
         console.print(f"[yellow]{c.contended} rows measured while other processes used the machine (contended), "
                       f"{c.stalled} stalled; {c.remeasured} had busy rounds measured again[/]")
+    state = machine_state(df, meta)
+    if state.slow_rows:
+        console.print(f"[yellow]{state.sentence()}[/]")
 
 
 def print_warning(text: str) -> None:

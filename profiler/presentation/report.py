@@ -12,7 +12,8 @@ import pandas as pd
 from hwprof.presentation import plots
 from hwprof.analysis import fleet
 from hwprof.presentation.sections import sections
-from hwprof.analysis.summaries import above_roof, break_even, ci_coverage, contention, furthest_below_roof
+from hwprof.analysis.summaries import (above_roof, break_even, ci_coverage, contention, furthest_below_roof,
+                                      machine_state)
 from hwprof.presentation.console import si
 from hwprof.running.rundir import atomic_write_text, read_run_json
 from hwprof.running.results import read_results
@@ -155,6 +156,7 @@ def findings(df: pd.DataFrame, meta: dict) -> list[str]:
                      f"{c.remeasured} rows had rounds measured again because the machine was busy during them.")
     else:
         lines.append("No row was measured beside another busy process (no contended or stalled flags).")
+    lines.append(machine_state(df, meta).sentence())
     good = df[(df["status"] == "ok") & df["hef_time"].notna()]
     if not good.empty:
         best = good.loc[good["hef_time"].idxmax()]

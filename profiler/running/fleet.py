@@ -197,7 +197,7 @@ def run_fleet(opts: FleetOptions, notify: Callable[[str], None] = lambda text: N
             elif kind == "end":
                 meta["nodes"].setdefault(p.key, {})["run"] = {k: payload.get(k) for k in (
                     "device_description", "threads", "torch", "energy", "policy", "roofs", "timer", "wall_s",
-                    "measured_s", "quiet_checks", "contention", "idle_power_w")}
+                    "measured_s", "quiet_checks", "contention", "machine_state", "idle_power_w")}
             elif kind == "failed":
                 specs = {s.config_id: s for s in suite.for_device(p.kind).specs}
                 info = ident.get(p.key, {"kind": p.kind, "node_id": p.node_id})

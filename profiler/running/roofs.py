@@ -3,17 +3,12 @@ the best matmul rate over a short sweep of large square shapes, as the Empirical
 
 Datasheet peaks are never reached by real kernels, and a CPU has none hwprof can trust; the measured roofs
 are what this machine, this torch and this thread count sustain. They are measured once per machine
-fingerprint and cached under the user's cache directory (HWPROF_CACHE_DIR overrides it); a precision a
-later suite needs is measured then and added.
+fingerprint and cached (`machine_cache`); a precision a later suite needs is measured then and added.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -21,10 +16,12 @@ import torch
 from hwprof.kernels.build import build_case
 from hwprof.kernels.errors import Unsupported
 from hwprof.kernels.spec import MatmulSpec
-from hwprof.measuring.devices import INTERESTING_FLAGS, DeviceInfo
+from hwprof.measuring.devices import DeviceInfo
 from hwprof.measuring.measure import run_window, warm_up
 from hwprof.measuring.stream import MemoryRoof, measure_memory_roof
 from hwprof.measuring.timing import Timer
+from hwprof.running import machine_cache
+from hwprof.running.machine_cache import fingerprint, read_cached, write_cached
 from hwprof.version import __version__
 
 METHOD_VERSION = 2          # bump when the method changes: cached roofs of another method are not reused
@@ -73,54 +70,23 @@ class Roofs:
 
 
 def machine_key(info: DeviceInfo) -> dict:
-    """What a roof depends on: the device model (and its features), the threads, the torch build."""
-    key = {"kind": info.kind, "name": info.name, "torch": torch.__version__, "method_version": METHOD_VERSION}
-    if info.kind == "cuda":
-        key |= {"capability": info.gpu.get("capability"), "uuid": info.gpu.get("uuid"),
-                "cuda": info.gpu.get("cuda")}
-    elif info.cpu is not None:
-        key |= {"flags": [f for f in info.cpu.flags if f in INTERESTING_FLAGS],
-                "logical_cpus": info.cpu.logical_cpus, "usable_cpus": info.cpu.usable_cpus,
-                "threads": torch.get_num_threads()}
-    return key
-
-
-def fingerprint(key: dict) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def cache_dir() -> Path:
-    override = os.environ.get("HWPROF_CACHE_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-    return Path(platformdirs.user_cache_dir("hwprof"))
-
-
-def _cache_path(fp: str) -> Path:
-    return cache_dir() / "roofs" / f"{fp}.json"
+    """What a roof depends on: the machine (`machine_cache.machine_key`) and this method's version."""
+    return machine_cache.machine_key(info) | {"method_version": METHOD_VERSION}
 
 
 def load_cached(info: DeviceInfo) -> Roofs | None:
     """This machine's cached roofs, or None (none yet, or a file that does not parse)."""
-    path = _cache_path(fingerprint(machine_key(info)))
+    data = read_cached("roofs", fingerprint(machine_key(info)))
     try:
-        roofs = Roofs.from_json(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError, TypeError):
+        roofs = Roofs.from_json(data)
+    except (KeyError, TypeError, ValueError):
         return None
     roofs.cached, roofs.seconds = True, 0.0
     return roofs
 
 
 def _store(roofs: Roofs) -> None:
-    path = _cache_path(roofs.fingerprint)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**roofs.to_json(), "cached": True, "seconds": 0.0}, indent=1))
-        tmp.replace(path)
-    except OSError:
-        pass        # an unwritable cache costs a re-measurement next time, nothing else
+    write_cached("roofs", roofs.fingerprint, {**roofs.to_json(), "cached": True, "seconds": 0.0})
 
 
 def sweep_compute_roof(precision: str, device: torch.device, timer: Timer, budget_s: float,

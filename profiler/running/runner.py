@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +20,7 @@ from hwprof.kernels.schemes import compute_precision
 from hwprof.measuring.contention import LoadProbe, nvml_other_processes, quiet_check, wait_for_quiet
 from hwprof.measuring.devices import Sensors, free_memory, usable_cpus
 from hwprof.measuring.measure import device_warmup, idle_power
+from hwprof.running.baseline import load_baseline, store_baseline
 from hwprof.running.blocks import measure_block, plan_blocks, plan_families
 from hwprof.running.modelplan import model_tags
 from hwprof.running.results import ResultsWriter, Row, read_results
@@ -110,6 +111,9 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
     if s.opts.roofs:             # right after the warm-up: an idle second first would start the sweep on cold clocks
         with _measurement_window(s):
             s.roofs = _roofs(s, notify)
+    if s.opts.baseline:
+        s.baseline = load_baseline(s.info)
+        s.meta["machine_history"] = {"fingerprint": s.baseline.fingerprint, "runs": len(s.baseline.runs)}
     if "idle_power_w" not in s.meta:
         with _measurement_window(s):
             s.meta["idle_power_w"] = {s.meter.source: idle_power(s.meter, s.opts.idle_s)}
@@ -120,6 +124,7 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
     counts.setdefault("discarded_rounds", 0)
     tags = model_tags(s.suite.models)
     pending = [x for x in s.suite.specs if x.config_id not in s.done]
+    times: dict[str, float] = {}           # this run's reference times, for the machine's history
     try:
         blocks = plan_blocks(plan_families(pending), s.policy, free_memory(s.device))
         for i, block in enumerate(blocks):
@@ -129,7 +134,8 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
             def on_pass(passes: int, completed: float, before=before, label=label) -> None:
                 listener.advance(before + completed, f"{label}{passes}")
 
-            for row, discarded in measure_block(block, s, tools.sensors, tools.probe, on_pass):
+            measured = measure_block(block, s, tools.sensors, tools.probe, on_pass)
+            for row, discarded in _against_baseline(s, block, measured, times, notify):
                 counts["contended_rows"] += "contended" in row.flags.split(",")
                 counts["remeasured_rows"] += discarded > 0
                 counts["discarded_rounds"] += discarded
@@ -139,6 +145,33 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
                 listener.row(row)
     finally:
         writer.close()
+    if s.baseline is not None and times:      # a complete sweep: its references join the history
+        s.baseline.add(s.run_dir.name, times)
+        store_baseline(s.baseline)
+
+
+def _against_baseline(s: Session, block: list, measured: list[tuple[Row, int]], times: dict[str, float],
+                      notify: Callable[[str], None]) -> list[tuple[Row, int]]:
+    """The block's rows, flagged `slow-machine` when its references ran slower than this machine's quiet
+    state (running.baseline); their times are kept for the history (`times`)."""
+    refs = {f.reference.config_id for f in block}
+    current = {row.config_id: row.time_s_median for row, _ in measured
+               if row.config_id in refs and row.status == "ok" and row.time_s_median
+               and "contended" not in row.flags.split(",")}
+    times.update(current)
+    if s.baseline is None or not current:
+        return measured
+    check = s.baseline.check(current)
+    if check.ratios:
+        s.meta.setdefault("machine_state", []).append(check.to_json())
+    if not check.slow:
+        return measured
+    notify(f"this machine's references ran {check.slowdown:.0%} slower than in its quiet runs (median of "
+           f"{len(check.ratios)} references against its history): its host may be busier than usual in ways "
+           f"the machine cannot see, and hef may differ from a quiet run by more than its interval; rows "
+           f"flagged `slow-machine`")
+    return [(replace(row, flags=",".join(filter(None, [row.flags, "slow-machine"]))) if row.status == "ok" else row, d)
+            for row, d in measured]
 
 
 def _roofs(s: Session, notify: Callable[[str], None]) -> Roofs:

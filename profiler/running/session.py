@@ -20,6 +20,7 @@ from hwprof.measuring.devices import DeviceInfo, describe, resolve_device
 from hwprof.measuring.measure import Policy
 from hwprof.measuring.meters import EnergyMeter, select_meter
 from hwprof.measuring.timing import Timer, timer_for
+from hwprof.running.baseline import Baseline
 from hwprof.running.results import SCHEMA_VERSION, Row, read_results
 from hwprof.running.roofs import Roofs
 from hwprof.running.rundir import create_run_dir, read_run_json, write_json
@@ -46,6 +47,7 @@ class RunOptions:
     quiet_check_s: float = 1.0         # probe what else uses the CPUs before the run (0: no check, no re-measure)
     wait_quiet_s: float = 0.0          # wait up to this long for the machine to be quiet before starting
     roofs: bool = True                 # measure (or load) this machine's roofs and place every row under them
+    baseline: bool = True              # compare the references with this machine's history, and add to it
     remeasure_roofs: bool = False      # ignore the cached roofs and measure them again
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     suite_data: dict | None = None     # a parsed suite (as a fleet task receives it) instead of `suite`
@@ -68,6 +70,7 @@ class Session:
     threads_before: int = 0                                # restored when the session closes
     measured_s: float = 0.0                                # this session's time inside sampling windows
     roofs: Roofs | None = None                             # set by the sweep, after the device warm-up
+    baseline: Baseline | None = None                       # this machine's history, set by the sweep
 
 
 def _positive(v: float, what: str) -> float:

@@ -27,3 +27,18 @@ def test_rows_above_their_roof_say_the_roof_was_measured_low():
               dict(config_id="c", roof_frac=None)])
     assert above_roof(df) == ["b"]
     assert above_roof(df.drop(columns="roof_frac")) == [] and furthest_below_roof(df.drop(columns="roof_frac"), None) == []
+
+
+def test_the_machine_state_sentence_says_what_the_history_found():
+    from hwprof.analysis.summaries import machine_state
+    df = _df([dict(config_id="a", flags="estimate,slow-machine"), dict(config_id="b", flags=None),
+              dict(config_id="c", flags="slow-machines")])
+    slow = machine_state(df, {"machine_history": {"runs": 5},
+                              "machine_state": [{"slowdown": 0.02}, {"slowdown": 0.072}, {"slowdown": None}]})
+    assert (slow.history_runs, slow.compared, slow.slow_rows, slow.slowdown) == (5, 2, 1, 0.072)
+    assert "+7.2% against its quiet state" in slow.sentence() and "1 rows are flagged slow-machine" in slow.sentence()
+    usual = machine_state(_df([dict(config_id="a", flags="")]), {"machine_history": {"runs": 5},
+                                                                  "machine_state": [{"slowdown": -0.01}]})
+    assert usual.sentence().startswith("This machine ran as usual") and "-1.0%" in usual.sentence()
+    assert "holds 2 earlier run(s)" in machine_state(df, {"machine_history": {"runs": 2}}).sentence()
+    assert "turned off" in machine_state(df, {}).sentence()

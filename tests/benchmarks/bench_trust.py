@@ -4,7 +4,9 @@
     python tests/benchmarks/bench_trust.py neighbour   # a busy neighbour process during a run: flagged?
 
 repeat: for ok non-reference rows of two back-to-back quick runs, the share whose hef_time lies inside the
-other run's hef interval (target >= 90%) and the largest hef_time disagreement (target every row <= 15%).
+other run's hef interval (target >= 90%) and the largest hef_time disagreement (target every row <= 15%); each
+run's standing against this machine's history, and the same figures over the rows neither run flagged
+slow-machine.
 neighbour: a quiet quick run, then a quick run with a 2-thread matmul loop started after a few seconds and
 stopped a few seconds later; every row of the second run must be flagged contended, or have been
 re-measured and agree with the quiet run within 10%.
@@ -60,6 +62,16 @@ def _compare_pair(a: pd.DataFrame, b: pd.DataFrame) -> None:
     print(f"non-reference ok rows: {len(p)}; each inside the other's hef interval: {int(inside.sum())} "
           f"({inside.mean():.0%}, target >= 90%)")
     print(f"largest hef_time disagreement: {diff.max():.1%} ({diff.idxmax()}), target <= 15%; median {diff.median():.1%}")
+    for tag, d in (("a", a), ("b", b)):
+        states = d.attrs["meta"].get("machine_state") or []
+        print(f"run {tag}: against this machine's history: "
+              + (", ".join(f"{c['slowdown']:+.1%}{' (slow)' if c['slow'] else ''}" for c in states) or "no comparison"))
+    slow = p["flags_a"].fillna("").str.contains("slow-machine") | p["flags_b"].fillna("").str.contains("slow-machine")
+    if slow.any():
+        rest = ~slow
+        print(f"rows flagged slow-machine in either run: {int(slow.sum())}; of the {int(rest.sum())} others, each "
+              f"inside the other's interval: {int((inside & rest).sum())}"
+              + (f" ({(inside & rest).sum() / rest.sum():.0%}), largest disagreement {diff[rest].max():.1%}" if rest.any() else ""))
     for cid in p.index[~inside]:
         r = p.loc[cid]
         print(f"  outside: {cid}: {r['hef_time_a']:.4g} [{r['hef_time_ci_low_a']:.4g}, {r['hef_time_ci_high_a']:.4g}] vs "

@@ -82,9 +82,12 @@ def test_a_model_run_writes_models_csv_a_report_section_and_claims(tmp_path, cap
                      'vocab = 256\nseq_len = 16\nprecisions = ["fp32", "bf16"]\n')
     out = tmp_path / "runs"
     assert main(["run", "--suite", str(suite), "--out", str(out), "--energy", "estimate", "--quiet",
-                 "--quiet-check-s", "0", "--no-roofs"]) == 0
+                 "--quiet-check-s", "0", "--no-roofs", "--no-history"]) == 0
     run_dir = next(out.iterdir())
+    import json
+
     import pandas as pd
+    assert "machine_history" not in json.loads((run_dir / "run.json").read_text())
     models = pd.read_csv(run_dir / "models.csv")
     assert models["status"].tolist() == ["ok", "ok"] and (models["tokens_per_s"] > 0).all()
     assert (models["layers_measured"] == 1).all() and (models["n_layers"] == 2).all()
@@ -92,6 +95,7 @@ def test_a_model_run_writes_models_csv_a_report_section_and_claims(tmp_path, cap
     assert (results["model"] == "micro").all()
     md = (run_dir / "report.md").read_text()
     assert "## Models" in md and "1 of 2 layers measured" in md and "## Claims" in md
+    assert "not compared with this machine's history" in md
     capsys.readouterr()
     assert main(["claims", str(run_dir)]) == 0
     text = capsys.readouterr().out

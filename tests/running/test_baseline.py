@@ -1,0 +1,99 @@
+"""The machine against its own history: quiet state, the slow verdict, the stored history, the flag in a run."""
+import json
+
+import pytest
+
+from hwprof.running import baseline as bl
+from hwprof.running.baseline import (HISTORY_RUNS, MIN_HISTORY, SLOW_TOLERANCE, Baseline, check_state, quiet_time)
+
+# Reference medians (µs) of quick runs on a 2-vCPU Zen 4 VM minutes apart (reports/bench, 2026-11-24): the
+# first three in the host's usual state, the last one slower by 3-12% per reference - its w8a8 hef moved
+# by 20% while every interval was under 21%.
+R256, R512, RATT = ("matmul/256x256x256/fp32/dense/fwd", "matmul/512x512x512/fp32/dense/fwd",
+                    "attention/1x4x256x256x64/fp32/causal/math/fwd")
+QUIET = [{R256: 173.7, R512: 1324.1, RATT: 748.6}, {R256: 173.5, R512: 1322.2, RATT: 750.4},
+         {R256: 174.8, R512: 1328.9, RATT: 735.6}]
+BUSY = {R256: 189.3, R512: 1366.3, RATT: 837.6}
+
+
+def runs(*times):
+    return [{"run": str(i), "times": {k: v * 1e-6 for k, v in t.items()}} for i, t in enumerate(times)]
+
+
+def us(t):
+    return {k: v * 1e-6 for k, v in t.items()}
+
+
+def test_the_quiet_state_is_the_lower_quartile_of_the_last_runs_and_needs_three():
+    assert MIN_HISTORY == 3 and HISTORY_RUNS == 10
+    assert quiet_time([1.0, 2.0]) is None
+    assert quiet_time([4.0, 1.0, 2.0, 3.0, 5.0]) == 2.0                   # inclusive quartile of 1..5
+    assert quiet_time([0.5] + [1.0] * 10) == 1.0                          # only the last ten count
+    assert quiet_time([0.0, -1.0, 1.0, 1.0]) is None                       # non-positive times are no history
+
+
+def test_a_recorded_busy_spell_is_slow_and_the_usual_state_is_not():
+    slow = check_state(us(BUSY), runs(*QUIET))
+    assert slow.slow and slow.slowdown == pytest.approx(189.3 / 173.6 - 1)   # the median reference, 9%
+    assert set(slow.ratios) == {R256, R512, RATT} and slow.history_runs == 3
+    usual = check_state(us(QUIET[1]), runs(QUIET[0], QUIET[2], BUSY))
+    assert not usual.slow and usual.slowdown < 0.01
+    assert check_state(us(BUSY), runs(*QUIET[:2])).slowdown is None      # two runs are no history yet
+    assert check_state({"other/fwd": 1.0}, runs(*QUIET)).ratios == {}     # a reference never seen before
+
+
+def test_the_verdict_turns_at_the_tolerance():
+    history = runs(*[{R256: 1e6}] * 3)                                    # 1 s, exactly representable ratios
+    assert check_state({R256: 1 + SLOW_TOLERANCE}, history).slow
+    assert not check_state({R256: 1 + SLOW_TOLERANCE * 0.99}, history).slow
+    assert not check_state({R256: 0.5}, history).slow                     # faster than usual is no warning
+    assert check_state({R256: 1.0}, history).to_json()["slowdown"] == 0.0
+
+
+def test_the_history_is_stored_per_machine_and_bounded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWPROF_CACHE_DIR", str(tmp_path))
+    from tests.running.test_roofs import _info
+    b = bl.load_baseline(_info())
+    assert b.runs == []
+    for i in range(bl.KEEP_RUNS + 2):
+        b.add(f"run{i}", {R256: 1.0 + i})
+    b.add("empty", {})                                                    # a run without references adds nothing
+    bl.store_baseline(b)
+    again = bl.load_baseline(_info())
+    assert len(again.runs) == bl.KEEP_RUNS and again.runs[-1]["run"] == f"run{bl.KEEP_RUNS + 1}"
+    assert bl.load_baseline(_info(name="Other CPU")).runs == []           # another machine has its own
+    path = next((tmp_path / bl.KIND).glob("*.json"))
+    path.write_text(json.dumps({"runs": [{"times": "no"}]}))
+    assert bl.load_baseline(_info()).runs == []                           # a damaged file is no history
+
+
+def test_a_run_slower_than_its_history_is_flagged_and_joins_it(tiny_suite, fast_options):
+    from hwprof.running.runner import execute
+    from hwprof.running.session import RunOptions
+    first = execute(RunOptions(suite=str(tiny_suite), **fast_options))
+    assert "machine_state" not in first.meta and first.meta["machine_history"]["runs"] == 0   # nothing to compare
+    from hwprof.running.machine_cache import cache_dir
+    [path] = list((cache_dir() / bl.KIND).glob("*.json"))
+    stored = json.loads(path.read_text())
+    [entry] = stored["runs"]
+    refs = set(entry["times"])
+    assert refs == {"matmul/64x64x64/fp32/dense/fwd", "attention/1x2x32x32x16/fp32/causal/math/fwd"}
+    stored["runs"] = [{"run": str(i), "times": {r: 1e-12 for r in refs}} for i in range(3)]   # impossibly fast
+    path.write_text(json.dumps(stored))
+    heard = []
+    second = execute(RunOptions(suite=str(tiny_suite), **fast_options), notify=heard.append)
+    ok = second.results[second.results["status"] == "ok"]
+    assert ok["flags"].str.contains("slow-machine").all() and len(ok) > 2
+    assert not second.results[second.results["status"] != "ok"]["flags"].fillna("").str.contains("slow").any()
+    [state] = second.meta["machine_state"]
+    assert state["slow"] and state["slowdown"] > 1e6 and state["history_runs"] == 3
+    assert any("slower than in its quiet runs" in h for h in heard)
+    assert len(json.loads(path.read_text())["runs"]) == 4
+
+    stored["runs"] = [{"run": str(i), "times": {r: 1e3 for r in refs}} for i in range(3)]       # very slow
+    path.write_text(json.dumps(stored))
+    third = execute(RunOptions(suite=str(tiny_suite), **fast_options))
+    assert not third.results["flags"].fillna("").str.contains("slow-machine").any()
+    assert not third.meta["machine_state"][0]["slow"]
+    off = execute(RunOptions(suite=str(tiny_suite), baseline=False, **fast_options))
+    assert "machine_state" not in off.meta and len(json.loads(path.read_text())["runs"]) == 4
