@@ -80,29 +80,38 @@ class MachineState:
     compared: int                   # blocks whose references were compared with it
     slow_rows: int                  # rows flagged slow-machine
     slowdown: float | None          # the largest block slowdown against the quiet state
+    hef_compared: int = 0           # rows whose hef was compared with the configuration's earlier runs
+    off_history: int = 0            # rows flagged off-history
 
     def sentence(self) -> str:
         """What the history said, in words (the report and the terminal share them)."""
         if self.history_runs is None:
-            return "The references were not compared with this machine's history (turned off)."
-        if not self.compared:
+            return "The run was not compared with this machine's history (turned off)."
+        if not self.compared and not self.hef_compared:
             return (f"No comparison with this machine's history yet: it holds {self.history_runs} earlier run(s), "
-                    f"and a reference needs 3; this run's references were added.")
-        words = f"{self.slowdown:+.1%} against its quiet state (lower quartile of its last runs)"
-        if self.slow_rows:
-            return (f"This machine's references ran {words}: its host was busier than usual in ways the machine "
-                    f"cannot see, and hef may differ from a quiet run by more than its interval; "
-                    f"{self.slow_rows} rows are flagged slow-machine.")
-        return f"This machine ran as usual: its references, by their median, {words}."
+                    f"and a configuration needs 3; this run was added.")
+        parts = []
+        if self.compared:
+            words = f"{self.slowdown:+.1%} against its quiet state (lower quartile of its last runs)"
+            parts.append(f"This machine's references ran {words}: its host was busier than usual in ways the "
+                         f"machine cannot see, and hef may differ from a quiet run by more than its interval; "
+                         f"{self.slow_rows} rows are flagged slow-machine." if self.slow_rows else
+                         f"This machine ran as usual: its references, by their median, {words}.")
+        if self.hef_compared:
+            parts.append(f"{self.off_history} of {self.hef_compared} rows compared with this machine's last runs "
+                         f"have a hef interval outside every earlier value (flagged off-history).")
+        return " ".join(parts)
 
 
 def machine_state(df: pd.DataFrame, meta: dict) -> MachineState:
     history = meta.get("machine_history")
     checks = meta.get("machine_state") or []
-    slow = int(df["flags"].fillna("").str.split(",").apply(lambda f: "slow-machine" in f).sum())
+    flags = df["flags"].fillna("").str.split(",")
     slowdowns = [c["slowdown"] for c in checks if c.get("slowdown") is not None]
-    return MachineState(history.get("runs") if history else None, len(slowdowns), slow,
-                        max(slowdowns) if slowdowns else None)
+    rows = meta.get("history_checks") or {}
+    return MachineState(history.get("runs") if history else None, len(slowdowns),
+                        int(flags.apply(lambda f: "slow-machine" in f).sum()), max(slowdowns) if slowdowns else None,
+                        int(rows.get("compared_rows", 0)), int(flags.apply(lambda f: "off-history" in f).sum()))
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,36 @@
-"""The machine against its own history: did this run's references run as fast as this machine usually does?
+"""The machine against its own history: do this run's numbers look like this machine's earlier runs?
 
 A VM's host can be busier than usual in ways the guest cannot see. Steal time shows only what the hypervisor
-takes from it; a co-tenant's memory traffic and cache use show nowhere. Kernels then run slower for minutes,
-and unevenly (memory- and overhead-bound ones more), so hef moves by more than a run's intervals, which
-cover only the minute they were measured in. No probe inside the run can tell; the machine's history can.
+takes from it; a co-tenant's memory traffic and cache use, and sub-tick pauses of a vCPU that stall every
+OpenMP barrier, show nowhere. Kernels then run slower for seconds to minutes, and unevenly (kernels made of
+many small parallel steps far more), so hef moves by more than a run's intervals, which cover only the
+minute they were measured in. No probe inside the run can tell; the machine's history can.
 
-Each complete run adds its references' median times (the fp32 dense realisations every family measures
-throughout) to this machine's history (`machine_cache`, kind "baseline"). A block of a later run compares
-its references with the machine's quiet state: per reference, the lower quartile of its last HISTORY_RUNS
-medians. That is robust to one lucky run, where a median of the history would take a busy spell for
-normal: a kernel cannot run faster than the machine allows, so the fast end of the history is the quiet one.
-A block whose references are, by their median ratio, SLOW_TOLERANCE or more slower is `slow`.
+Each complete run adds to this machine's history (`machine_cache`, kind "baseline") its references' median
+times (the fp32 dense realisations every family measures throughout) and its other rows' hef_time. A block
+of a later run is judged against it in two ways:
+- the machine: its references against the machine's quiet state, per reference the lower quartile of its
+  last HISTORY_RUNS medians (robust to one lucky run, where a median would take a busy spell for normal: a
+  kernel cannot run faster than the machine allows). References SLOW_TOLERANCE or more slower, by their
+  median ratio, flag the block's rows `slow-machine`.
+- each row: a hef whose whole interval lies outside the range of the configuration's last HISTORY_RUNS
+  values is `off-history`: it disagrees with every earlier run here beyond its own uncertainty.
+A run judged slow adds its references' times (the quartile needs the slow runs too) but not its hefs.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hwprof.measuring.devices import DeviceInfo
 from hwprof.running.machine_cache import fingerprint, machine_key, read_cached, write_cached
+from hwprof.running.results import Row
 
 SLOW_TOLERANCE = 0.05       # references this much slower than the quiet state, by their median: flagged
-HISTORY_RUNS = 10           # the quiet state is taken over a reference's last this many runs
-MIN_HISTORY = 3             # runs a reference needs in the history before it is compared
+HISTORY_RUNS = 10           # a configuration is compared with its last this many runs
+MIN_HISTORY = 3             # runs a configuration needs in the history before it is compared
 KEEP_RUNS = 50              # runs kept in the file
 KIND = "baseline"
 
@@ -64,20 +71,73 @@ def check_state(current: dict[str, float], runs: list[dict]) -> StateCheck:
     return StateCheck(slowdown, ratios, len(runs))
 
 
+def hef_range(values: list[float]) -> tuple[float, float] | None:
+    """Pure: the range of a configuration's last HISTORY_RUNS hefs (oldest first), or None with too few."""
+    recent = [v for v in values[-HISTORY_RUNS:] if v > 0]
+    return (min(recent), max(recent)) if len(recent) >= MIN_HISTORY else None
+
+
+def off_history(hef: float, ci: tuple[float | None, float | None], past: tuple[float, float]) -> bool:
+    """Pure: the hef's interval (the hef itself where it has none) lies wholly outside the past range."""
+    lo = ci[0] if ci[0] is not None and math.isfinite(ci[0]) else hef
+    hi = ci[1] if ci[1] is not None and math.isfinite(ci[1]) else hef
+    return lo > past[1] or hi < past[0]
+
+
+@dataclass
+class Judgement:
+    """A block's rows against the history, flagged, and what the block adds to it."""
+    rows: list[Row]
+    state: StateCheck | None              # None: no reference of the block had a history
+    compared: int = 0                     # rows whose hef was compared with their history
+    off: list[str] = field(default_factory=list)    # rows flagged off-history
+    times: dict[str, float] = field(default_factory=dict)
+    hefs: dict[str, float] = field(default_factory=dict)
+
+
 @dataclass
 class Baseline:
-    """One machine's history of reference times."""
+    """One machine's history of reference times and hefs."""
     fingerprint: str
     machine: dict
-    runs: list[dict] = field(default_factory=list)     # {"run": id, "date": ISO, "times": {config_id: s}}
+    runs: list[dict] = field(default_factory=list)   # {"run", "date", "times": {id: s}, "hef": {id: hef}}
 
     def check(self, current: dict[str, float]) -> StateCheck:
         return check_state(current, self.runs)
 
-    def add(self, run_id: str, times: dict[str, float]) -> None:
-        if times:
+    def past_hef(self, config_id: str) -> tuple[float, float] | None:
+        return hef_range([r["hef"][config_id] for r in self.runs if config_id in (r.get("hef") or {})])
+
+    def judge(self, rows: list[Row], references: set[str]) -> Judgement:
+        """Flag the block's rows (see the module docstring); contended rows neither judge nor join."""
+        def usable(r: Row) -> bool:
+            return r.status == "ok" and "contended" not in r.flags.split(",")
+        times = {r.config_id: r.time_s_median for r in rows
+                 if r.config_id in references and usable(r) and r.time_s_median}
+        state = self.check(times) if times else None
+        state = state if state is not None and state.ratios else None
+        slow = state is not None and state.slow
+        out, off, compared, hefs = [], [], 0, {}
+        for r in rows:
+            flags = []
+            if slow and r.status == "ok":
+                flags.append("slow-machine")
+            if usable(r) and r.config_id not in references and r.hef_time is not None and math.isfinite(r.hef_time):
+                past = self.past_hef(r.config_id)
+                if past is not None:
+                    compared += 1
+                    if off_history(r.hef_time, (r.hef_time_ci_low, r.hef_time_ci_high), past):
+                        flags.append("off-history")
+                        off.append(r.config_id)
+                if not slow:
+                    hefs[r.config_id] = r.hef_time
+            out.append(replace(r, flags=",".join(filter(None, [r.flags, *flags]))) if flags else r)
+        return Judgement(out, state, compared, off, times, hefs)
+
+    def add(self, run_id: str, times: dict[str, float], hefs: dict[str, float]) -> None:
+        if times or hefs:
             self.runs = (self.runs + [{"run": run_id, "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                       "times": dict(times)}])[-KEEP_RUNS:]
+                                       "times": dict(times), "hef": dict(hefs)}])[-KEEP_RUNS:]
 
 
 def load_baseline(info: DeviceInfo) -> Baseline:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -124,7 +124,7 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
     counts.setdefault("discarded_rounds", 0)
     tags = model_tags(s.suite.models)
     pending = [x for x in s.suite.specs if x.config_id not in s.done]
-    times: dict[str, float] = {}           # this run's reference times, for the machine's history
+    added: dict = {"times": {}, "hefs": {}}     # what this run adds to the machine's history
     try:
         blocks = plan_blocks(plan_families(pending), s.policy, free_memory(s.device))
         for i, block in enumerate(blocks):
@@ -135,7 +135,7 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
                 listener.advance(before + completed, f"{label}{passes}")
 
             measured = measure_block(block, s, tools.sensors, tools.probe, on_pass)
-            for row, discarded in _against_baseline(s, block, measured, times, notify):
+            for row, discarded in _against_baseline(s, block, measured, added, notify):
                 counts["contended_rows"] += "contended" in row.flags.split(",")
                 counts["remeasured_rows"] += discarded > 0
                 counts["discarded_rounds"] += discarded
@@ -145,33 +145,33 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
                 listener.row(row)
     finally:
         writer.close()
-    if s.baseline is not None and times:      # a complete sweep: its references join the history
-        s.baseline.add(s.run_dir.name, times)
+    if s.baseline is not None and (added["times"] or added["hefs"]):     # a complete sweep joins the history
+        s.baseline.add(s.run_dir.name, added["times"], added["hefs"])
         store_baseline(s.baseline)
 
 
-def _against_baseline(s: Session, block: list, measured: list[tuple[Row, int]], times: dict[str, float],
+def _against_baseline(s: Session, block: list, measured: list[tuple[Row, int]], added: dict,
                       notify: Callable[[str], None]) -> list[tuple[Row, int]]:
-    """The block's rows, flagged `slow-machine` when its references ran slower than this machine's quiet
-    state (running.baseline); their times are kept for the history (`times`)."""
-    refs = {f.reference.config_id for f in block}
-    current = {row.config_id: row.time_s_median for row, _ in measured
-               if row.config_id in refs and row.status == "ok" and row.time_s_median
-               and "contended" not in row.flags.split(",")}
-    times.update(current)
-    if s.baseline is None or not current:
+    """The block's rows judged against this machine's history (running.baseline), and what they add to it."""
+    if s.baseline is None:
         return measured
-    check = s.baseline.check(current)
-    if check.ratios:
-        s.meta.setdefault("machine_state", []).append(check.to_json())
-    if not check.slow:
-        return measured
-    notify(f"this machine's references ran {check.slowdown:.0%} slower than in its quiet runs (median of "
-           f"{len(check.ratios)} references against its history): its host may be busier than usual in ways "
-           f"the machine cannot see, and hef may differ from a quiet run by more than its interval; rows "
-           f"flagged `slow-machine`")
-    return [(replace(row, flags=",".join(filter(None, [row.flags, "slow-machine"]))) if row.status == "ok" else row, d)
-            for row, d in measured]
+    j = s.baseline.judge([row for row, _ in measured], {f.reference.config_id for f in block})
+    added["times"].update(j.times)
+    added["hefs"].update(j.hefs)
+    checks = s.meta.setdefault("history_checks", {"compared_rows": 0, "off_history_rows": 0})
+    checks["compared_rows"] += j.compared
+    checks["off_history_rows"] += len(j.off)
+    if j.state is not None:
+        s.meta.setdefault("machine_state", []).append(j.state.to_json())
+        if j.state.slow:
+            notify(f"this machine's references ran {j.state.slowdown:.0%} slower than in its quiet runs (median "
+                   f"of {len(j.state.ratios)} references against its history): its host may be busier than usual "
+                   f"in ways the machine cannot see, and hef may differ from a quiet run by more than its "
+                   f"interval; rows flagged `slow-machine`")
+    if j.off:
+        notify(f"{len(j.off)} rows have a hef whose interval lies outside every value of this machine's last runs "
+               f"(flagged `off-history`): {', '.join(j.off[:3])}{' ...' if len(j.off) > 3 else ''}")
+    return [(row, d) for row, (_, d) in zip(j.rows, measured)]
 
 
 def _roofs(s: Session, notify: Callable[[str], None]) -> Roofs:

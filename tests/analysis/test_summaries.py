@@ -41,4 +41,8 @@ def test_the_machine_state_sentence_says_what_the_history_found():
                                                                   "machine_state": [{"slowdown": -0.01}]})
     assert usual.sentence().startswith("This machine ran as usual") and "-1.0%" in usual.sentence()
     assert "holds 2 earlier run(s)" in machine_state(df, {"machine_history": {"runs": 2}}).sentence()
+    off = machine_state(_df([dict(config_id="a", flags="off-history"), dict(config_id="b", flags="")]),
+                        {"machine_history": {"runs": 4}, "history_checks": {"compared_rows": 2, "off_history_rows": 1}})
+    assert off.sentence() == ("1 of 2 rows compared with this machine's last runs have a hef interval outside "
+                              "every earlier value (flagged off-history).")
     assert "turned off" in machine_state(df, {}).sentence()

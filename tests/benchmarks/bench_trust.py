@@ -2,6 +2,7 @@
 
     python tests/benchmarks/bench_trust.py repeat [N]  # N (2) quick runs back to back: do their hefs agree?
     python tests/benchmarks/bench_trust.py neighbour   # a busy neighbour process during a run: flagged?
+    python tests/benchmarks/bench_trust.py processes [N]   # fp32 and w8a8 times in N (8) fresh processes
 
 repeat: for ok non-reference rows of two back-to-back quick runs, the share whose hef_time lies inside the
 other run's hef interval (target >= 90%) and the largest hef_time disagreement (target every row <= 15%); each
@@ -103,9 +104,36 @@ def neighbour(out: Path, start_after_s: float = 8.0, seconds: float = 15.0) -> i
     return 0
 
 
+PROCESS = """
+import statistics, time, torch
+from hwprof import kernels
+from hwprof.kernels.spec import MatmulSpec
+cases = [kernels.build_case(MatmulSpec((512, 1024, 1024), p), torch.device("cpu"), 0)[0] for p in ("fp32", "w8a8")]
+def median_us(f, n=30):
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    return statistics.median(ts) * 1e6
+for _ in range(5):
+    for c in cases: c.run()
+chunks = [[median_us(c.run) for c in cases] for _ in range(6)]
+print(time.strftime("%H:%M:%S"), "fp32", [round(a) for a, _ in chunks], "w8a8", [round(b) for _, b in chunks], flush=True)
+"""
+
+
+def processes(n: int = 8) -> int:
+    """The fp32 reference and the w8a8 linear at [512, 1024, 1024], 6 chunks of 30 calls each, in n fresh
+    processes one after another: how much a kernel moves between processes and seconds on this machine."""
+    for _ in range(n):
+        subprocess.run([sys.executable, "-c", PROCESS], check=True)
+    return 0
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "repeat"
     out = Path("reports/bench")
     if what == "repeat":
         raise SystemExit(repeat(out, int(sys.argv[2]) if len(sys.argv) > 2 else 2))
+    if what == "processes":
+        raise SystemExit(processes(int(sys.argv[2]) if len(sys.argv) > 2 else 8))
     raise SystemExit(neighbour(out))

@@ -4,7 +4,9 @@ import json
 import pytest
 
 from hwprof.running import baseline as bl
-from hwprof.running.baseline import (HISTORY_RUNS, MIN_HISTORY, SLOW_TOLERANCE, Baseline, check_state, quiet_time)
+from hwprof.running.baseline import (HISTORY_RUNS, MIN_HISTORY, SLOW_TOLERANCE, Baseline, check_state, hef_range,
+                                    off_history, quiet_time)
+from hwprof.running.results import Row
 
 # Reference medians (µs) of quick runs on a 2-vCPU Zen 4 VM minutes apart (reports/bench, 2026-11-24): the
 # first three in the host's usual state, the last one slower by 3-12% per reference - its w8a8 hef moved
@@ -50,14 +52,44 @@ def test_the_verdict_turns_at_the_tolerance():
     assert check_state({R256: 1.0}, history).to_json()["slowdown"] == 0.0
 
 
+def test_a_hef_is_off_history_only_when_its_whole_interval_misses_every_past_run():
+    assert hef_range([1.0, 2.0]) is None and hef_range([9.0] + [1.5, 1.41, 1.8] * 3 + [1.47]) == (1.41, 1.8)
+    past = (1.41, 1.80)                                   # w8a8 [512, 1024, 1024] in three processes, this VM
+    assert off_history(2.245, (2.187, 2.405), past)       # the fourth process: above every one of them
+    assert not off_history(2.185, (1.80, 2.951), past)    # its interval reaches the highest: not off
+    assert off_history(1.2, (None, None), past) and not off_history(1.5, (None, float("nan")), past)
+    assert off_history(1.3, (1.0, 1.409), past) and not off_history(1.3, (1.0, 1.41), past)
+
+
+def row(cid, hef, lo=None, hi=None, flags="", status="ok", t=1e-3):
+    return Row(config_id=cid, kernel="matmul", shape="", precision="", sparsity="", density=1.0, backend="",
+               pass_="fwd", device="cpu", status=status, time_s_median=t, hef_time=hef, hef_time_ci_low=lo,
+               hef_time_ci_high=hi, flags=flags)
+
+
+def test_a_block_is_judged_row_by_row_and_contended_rows_are_left_out():
+    hist = Baseline("fp", {}, [{"times": {"ref": 1e-3}, "hef": {"a": 2.0, "b": 2.0, "c": 2.0}}] * 2
+                    + [{"times": {"ref": 1e-3}, "hef": {"a": 2.2, "b": 2.2, "c": 2.2}}])
+    rows = [row("ref", 1.0), row("a", 3.0, 2.9, 3.1), row("b", 2.1, 1.5, 2.5), row("c", 9.0, flags="contended"),
+            row("d", 2.0), row("e", None, status="unsupported", t=None)]
+    j = hist.judge(rows, {"ref"})
+    assert j.state is not None and not j.state.slow and j.compared == 2 and j.off == ["a"]
+    assert [r.flags for r in j.rows] == ["", "off-history", "", "contended", "", ""]
+    assert j.times == {"ref": 1e-3} and j.hefs == {"a": 3.0, "b": 2.1, "d": 2.0}
+    slow = hist.judge([row("ref", 1.0, t=2e-3), row("a", 3.0, 2.9, 3.1, flags="estimate")], {"ref"})
+    assert slow.state.slow and [r.flags for r in slow.rows] == ["slow-machine", "estimate,slow-machine,off-history"]
+    assert slow.times == {"ref": 2e-3} and slow.hefs == {}          # a slow run's hefs stay out of the history
+    assert Baseline("fp", {}).judge(rows, {"ref"}).state is None
+
+
 def test_the_history_is_stored_per_machine_and_bounded(tmp_path, monkeypatch):
     monkeypatch.setenv("HWPROF_CACHE_DIR", str(tmp_path))
     from tests.running.test_roofs import _info
     b = bl.load_baseline(_info())
     assert b.runs == []
     for i in range(bl.KEEP_RUNS + 2):
-        b.add(f"run{i}", {R256: 1.0 + i})
-    b.add("empty", {})                                                    # a run without references adds nothing
+        b.add(f"run{i}", {R256: 1.0 + i}, {"x": 2.0})
+    b.add("empty", {}, {})                                                # a run without rows adds nothing
     bl.store_baseline(b)
     again = bl.load_baseline(_info())
     assert len(again.runs) == bl.KEEP_RUNS and again.runs[-1]["run"] == f"run{bl.KEEP_RUNS + 1}"
@@ -95,5 +127,16 @@ def test_a_run_slower_than_its_history_is_flagged_and_joins_it(tiny_suite, fast_
     third = execute(RunOptions(suite=str(tiny_suite), **fast_options))
     assert not third.results["flags"].fillna("").str.contains("slow-machine").any()
     assert not third.meta["machine_state"][0]["slow"]
+    assert "off-history" not in "".join(third.results["flags"].fillna(""))     # no hef history yet
     off = execute(RunOptions(suite=str(tiny_suite), baseline=False, **fast_options))
     assert "machine_state" not in off.meta and len(json.loads(path.read_text())["runs"]) == 4
+
+    hefs = entry["hef"]
+    assert hefs and not set(hefs) & refs                                  # the other ok rows' hef, not the references'
+    stored["runs"] = [{"run": str(i), "times": entry["times"], "hef": {c: 1e6 for c in hefs}} for i in range(3)]
+    path.write_text(json.dumps(stored))
+    fourth = execute(RunOptions(suite=str(tiny_suite), **fast_options), notify=heard.append)
+    flagged = fourth.results.set_index("config_id")["flags"].fillna("").str.contains("off-history")
+    assert set(flagged[flagged].index) == set(hefs)
+    assert fourth.meta["history_checks"] == {"compared_rows": len(hefs), "off_history_rows": len(hefs)}
+    assert any("flagged `off-history`" in h for h in heard)
