@@ -82,6 +82,7 @@ class MachineState:
     slowdown: float | None          # the largest block slowdown against the quiet state
     hef_compared: int = 0           # rows whose hef was compared with the configuration's earlier runs
     off_history: int = 0            # rows flagged off-history
+    slow_rounds: int = 0            # rounds dropped because the reference ran slower than the quiet machine
 
     def sentence(self) -> str:
         """What the history said, in words (the report and the terminal share them)."""
@@ -97,6 +98,9 @@ class MachineState:
                          f"machine cannot see, and hef may differ from a quiet run by more than its interval; "
                          f"{self.slow_rows} rows are flagged slow-machine." if self.slow_rows else
                          f"This machine ran as usual: its references, by their median, {words}.")
+        if self.slow_rounds:
+            parts.append(f"{self.slow_rounds} rounds whose reference ran 5% or more slower than on the quiet machine "
+                         f"were measured again.")
         if self.hef_compared:
             parts.append(f"{self.off_history} of {self.hef_compared} rows compared with this machine's last runs "
                          f"have a hef interval outside every earlier value (flagged off-history).")
@@ -111,7 +115,8 @@ def machine_state(df: pd.DataFrame, meta: dict) -> MachineState:
     rows = meta.get("history_checks") or {}
     return MachineState(history.get("runs") if history else None, len(slowdowns),
                         int(flags.apply(lambda f: "slow-machine" in f).sum()), max(slowdowns) if slowdowns else None,
-                        int(rows.get("compared_rows", 0)), int(flags.apply(lambda f: "off-history" in f).sum()))
+                        int(rows.get("compared_rows", 0)), int(flags.apply(lambda f: "off-history" in f).sum()),
+                        int((meta.get("contention") or {}).get("slow_rounds", 0)))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ from hwprof.measuring.cputime import percpu_reader, share
 # < 0.03 cores of background (daemons, the terminal); one neighbour thread shows ~0.5-1 core.
 CONTENDED_CORES = 0.15
 CONTENDED_STEAL = 0.05          # share of the window the hypervisor gave to other guests
+# A reference this much slower than the machine's quiet state (running.baseline) says the host is busy in
+# ways no CPU-time reading shows: per round (measuring.rounds) and per block of rows.
+SLOWER_THAN_QUIET = 0.05
 STALL_RATIO = 0.35              # own busy cores below this share of the threads -> `stalled`
 
 

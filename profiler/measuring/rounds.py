@@ -5,20 +5,22 @@ it. Each round gives every active configuration a short window beside one of the
 reversed in the next round. A round's hef is the geometric mean of the reference windows beside a
 configuration over its own, so drift common to both cancels; intervals are distribution-free, over rounds.
 The runner interleaves many families' rounds (passes), spreading each configuration's rounds over its block.
-A round the machine was busy for is measured again (up to `rounds` extra per family). Energy is metered per
+A round the machine was busy for is measured again: another process ran beside it (up to `rounds` extra per
+family), or the reference ran 5% slower than it does on this machine when the host is quiet, which no CPU
+time shows (the machine's history gives that speed; up to half of `rounds` extra). Energy is metered per
 window when the meter resolves windows that short; otherwise one window of each callable alone follows.
 """
 from __future__ import annotations
 
 import math
 import statistics
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
-from hwprof.measuring.contention import LoadProbe, WindowLoad, combine_loads
-from hwprof.measuring.measure import (MIN_SAMPLES_HARD, PerCallEnergy, Policy, flush_energy, prepare_batch,
-                                     run_window)
+from hwprof.measuring.arm import Arm, Context, RoundsMeasurement, Side, prepare_arm
+from hwprof.measuring.contention import SLOWER_THAN_QUIET, LoadProbe, WindowLoad, combine_loads
+from hwprof.measuring.measure import MIN_SAMPLES_HARD, Policy, flush_energy, run_window
 from hwprof.measuring.meters.base import EnergyMeter, EnergyReading
 from hwprof.measuring.stats import Summary, median_ci, summarize
 from hwprof.measuring.timing import Timer
@@ -28,71 +30,6 @@ from hwprof.measuring.timing import Timer
 # worst), a configuration's rounds summed by far less. Coarser meters get one long window per configuration.
 ROUND_RESOLUTIONS = 10
 MIN_PROBE_S = 0.2           # CPU times tick every 10 ms: shorter probes say nothing about contention
-
-Context = Callable[[], AbstractContextManager]
-
-
-@dataclass
-class Side:
-    """One callable's samples over all kept rounds."""
-    samples: list[float] = field(default_factory=list)          # seconds per call, one per batch
-    round_medians: list[float] = field(default_factory=list)    # one per window
-    joules: list[float] = field(default_factory=list)            # per metered window
-    calls: list[int] = field(default_factory=list)
-    windows: list[float] = field(default_factory=list)
-
-
-@dataclass
-class RoundsMeasurement(PerCallEnergy):
-    config: Side
-    reference: Side | None
-    batch: int
-    summary: Summary                  # median and CI over round medians; IQR over all samples
-    hef_time: float | None
-    hef_time_ci: tuple[float, float] | None
-    hef_energy_ci: tuple[float, float] | None
-    energy: EnergyReading             # the configuration's joules and the window(s) they came from
-    calls_in_window: int
-    window_s: float
-    load: WindowLoad | None
-    flags: list[str]
-    sampled_s: float
-    flush_energy_j: float = 0.0
-    paired_energy_ratio: float | None = None     # reference J/call over configuration J/call, same rounds
-    reference_batch: int = 0
-    discarded_rounds: int = 0                    # rounds measured again because the machine was busy
-
-
-@dataclass
-class Arm:
-    """One callable of a family, with what its kept rounds gave."""
-    fn: Callable[[], object]
-    context: Context = nullcontext
-    batch: int = 1
-    side: Side = field(default_factory=Side)
-    ratios: list[float] = field(default_factory=list)           # per kept round: hef against the reference
-    energy_ratios: list[float] = field(default_factory=list)    # per kept metered round
-    ref_joules: float = 0.0            # the neighbouring reference windows' joules and calls, for paired energy
-    ref_calls: int = 0
-    loads: list[WindowLoad] = field(default_factory=list)
-    spent_s: float = 0.0               # its windows, and as long again of its reference's when paired
-    discarded: int = 0
-    done: bool = False
-    error: BaseException | None = None
-    energy: EnergyReading | None = None
-    energy_calls: int = 0              # the calls its energy reading covers
-    energy_window_s: float = 0.0       # a long energy window's seconds, when it needed one
-    flush_j: float = 0.0
-
-
-def prepare_arm(fn: Callable[[], object], timer: Timer, policy: Policy, context: Context = nullcontext,
-                batch: int | None = None) -> Arm:
-    """Warm fn up and choose its batch (a known batch skips both: the callable is warm already)."""
-    if not batch:
-        with context():
-            batch = prepare_batch(fn, timer, policy)
-    return Arm(fn, context, batch)
-
 
 @dataclass
 class _Window:
@@ -107,7 +44,7 @@ class Family:
     """A reference and its configurations, measured round by round (see the module docstring)."""
 
     def __init__(self, configs: Sequence[Arm], reference: Arm | None, timer: Timer, meter: EnergyMeter,
-                 policy: Policy, probe: LoadProbe | None = None):
+                 policy: Policy, probe: LoadProbe | None = None, quiet_ref_s: float | None = None):
         if not configs and reference is not None:       # a reference on its own is measured like a configuration
             configs, reference = [reference], None
         self.configs, self.reference = list(configs), reference
@@ -117,6 +54,10 @@ class Family:
         self.round_s = max(policy.round_s, need / policy.rounds)
         self.attempts = 0                   # rounds run, kept or discarded (their parity orders the windows)
         self.discarded = 0
+        # the reference's seconds per call when the machine is quiet (its history); a round whose reference
+        # windows run SLOWER_THAN_QUIET slower than that is dropped, up to half of `rounds` per family
+        self.quiet_ref_s = quiet_ref_s if reference is not None else None
+        self.slow_discarded = 0
         self.sampled_s = 0.0
         self.reference_error: BaseException | None = None
 
@@ -159,14 +100,23 @@ class Family:
         load = self.probe.stop() if self.probe is not None else None
         if load is not None and load.window_s < MIN_PROBE_S:
             load = None
-        if load is not None and load.contended and self.discarded < self.policy.rounds:
-            self.discarded += 1
+        busy = load is not None and load.contended and self.discarded < self.policy.rounds
+        slow = not busy and self._slow(windows) and self.slow_discarded < self.policy.rounds // 2
+        if busy or slow:
+            self.discarded += int(busy)
+            self.slow_discarded += int(slow)
             for a in arms:
                 a.discarded += 1
             return
         self._keep(windows, load)
         for a in arms:
             a.done = self._finished(a)
+
+    def _slow(self, windows: list[_Window]) -> bool:
+        """The host was busier than usual: the round's reference windows, by their median, ran
+        SLOWER_THAN_QUIET or more slower than the reference does on this machine when it is quiet."""
+        refs = [statistics.median(w.samples) for w in windows if w.arm is self.reference]
+        return bool(self.quiet_ref_s and refs) and statistics.median(refs) >= self.quiet_ref_s * (1 + SLOWER_THAN_QUIET)
 
     def _window(self, arm: Arm) -> _Window:
         with arm.context():

@@ -24,11 +24,11 @@ import statistics
 import time
 from dataclasses import dataclass, field, replace
 
+from hwprof.measuring.contention import SLOWER_THAN_QUIET as SLOW_TOLERANCE
 from hwprof.measuring.devices import DeviceInfo
 from hwprof.running.machine_cache import fingerprint, machine_key, read_cached, write_cached
 from hwprof.running.results import Row
 
-SLOW_TOLERANCE = 0.05       # references this much slower than the quiet state, by their median: flagged
 HISTORY_RUNS = 10           # a configuration is compared with its last this many runs
 MIN_HISTORY = 3             # runs a configuration needs in the history before it is compared
 KEEP_RUNS = 50              # runs kept in the file
@@ -59,12 +59,16 @@ def quiet_time(values: list[float]) -> float | None:
     return statistics.quantiles(recent, n=4, method="inclusive")[0]
 
 
+def _times(runs: list[dict], config_id: str) -> list[float]:
+    return [r["times"][config_id] for r in runs if config_id in r.get("times", {})]
+
+
 def check_state(current: dict[str, float], runs: list[dict]) -> StateCheck:
     """Pure: `current` (reference config_id -> median seconds) against the history's runs (oldest first,
     each {"times": {config_id: seconds}})."""
     ratios = {}
     for cid, t in current.items():
-        quiet = quiet_time([r["times"][cid] for r in runs if cid in r.get("times", {})])
+        quiet = quiet_time(_times(runs, cid))
         if quiet is not None and t > 0:
             ratios[cid] = t / quiet
     slowdown = statistics.median(ratios.values()) - 1.0 if ratios else None
@@ -104,6 +108,10 @@ class Baseline:
 
     def check(self, current: dict[str, float]) -> StateCheck:
         return check_state(current, self.runs)
+
+    def quiet_s(self, config_id: str) -> float | None:
+        """A reference's quiet-state seconds per call, or None without enough history."""
+        return quiet_time(_times(self.runs, config_id))
 
     def past_hef(self, config_id: str) -> tuple[float, float] | None:
         return hef_range([r["hef"][config_id] for r in self.runs if config_id in (r.get("hef") or {})])

@@ -98,7 +98,10 @@ def measure_block(block: list[FamilyPlan], s: Session, sensors: Sensors, probe: 
                 built.append(_build_family(plan, s, probe))
             _passes(built, s, sensors, on_pass)
             rows = [row for b in built for row in _rows(b, s)]
-            s.measured_s += sum(b.family.sampled_s for b in built if b.family is not None)
+            families = [b.family for b in built if b.family is not None]
+            s.measured_s += sum(f.sampled_s for f in families)
+            slow = s.meta.setdefault("contention", {}).get("slow_rounds", 0)
+            s.meta["contention"]["slow_rounds"] = slow + sum(f.slow_discarded for f in families)
             return rows
     finally:
         built.clear()
@@ -117,7 +120,8 @@ def _build_family(plan: FamilyPlan, s: Session, probe: LoadProbe) -> _Built:
     b.ref_arm = b.arms.get(ref_id)
     configs = [b.arms[c.config_id] for c in plan.configs if c.config_id in b.arms and c.config_id != ref_id]
     if configs or b.ref_arm is not None:
-        b.family = Family(configs, b.ref_arm, s.timer, s.meter, s.policy, probe)
+        quiet = s.baseline.quiet_s(ref_id) if s.baseline is not None else None
+        b.family = Family(configs, b.ref_arm, s.timer, s.meter, s.policy, probe, quiet)
     return b
 
 

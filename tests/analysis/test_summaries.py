@@ -40,6 +40,9 @@ def test_the_machine_state_sentence_says_what_the_history_found():
     usual = machine_state(_df([dict(config_id="a", flags="")]), {"machine_history": {"runs": 5},
                                                                   "machine_state": [{"slowdown": -0.01}]})
     assert usual.sentence().startswith("This machine ran as usual") and "-1.0%" in usual.sentence()
+    redone = machine_state(_df([dict(config_id="a", flags="")]), {"machine_history": {"runs": 5}, "contention":
+                           {"slow_rounds": 4}, "machine_state": [{"slowdown": 0.01}]})
+    assert redone.slow_rounds == 4 and "4 rounds whose reference ran 5% or more slower" in redone.sentence()
     assert "holds 2 earlier run(s)" in machine_state(df, {"machine_history": {"runs": 2}}).sentence()
     off = machine_state(_df([dict(config_id="a", flags="off-history"), dict(config_id="b", flags="")]),
                         {"machine_history": {"runs": 4}, "history_checks": {"compared_rows": 2, "off_history_rows": 1}})

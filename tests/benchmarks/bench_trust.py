@@ -3,6 +3,7 @@
     python tests/benchmarks/bench_trust.py repeat [N]  # N (2) quick runs back to back: do their hefs agree?
     python tests/benchmarks/bench_trust.py neighbour   # a busy neighbour process during a run: flagged?
     python tests/benchmarks/bench_trust.py processes [N]   # fp32 and w8a8 times in N (8) fresh processes
+    python tests/benchmarks/bench_trust.py drift [S]       # the same two in one process for S (45) seconds
 
 repeat: for ok non-reference rows of two back-to-back quick runs, the share whose hef_time lies inside the
 other run's hef interval (target >= 90%) and the largest hef_time disagreement (target every row <= 15%); each
@@ -121,6 +122,32 @@ print(time.strftime("%H:%M:%S"), "fp32", [round(a) for a, _ in chunks], "w8a8", 
 """
 
 
+def drift(seconds: float = 45.0) -> int:
+    """The fp32 reference and the w8a8 linear at [512, 1024, 1024] alternating in one process, the median of
+    20 calls each at a time, for `seconds`: whether a slow mode belongs to a process or to a stretch of time."""
+    import statistics
+
+    import torch
+
+    from hwprof import kernels
+    from hwprof.kernels.spec import MatmulSpec
+    cases = [kernels.build_case(MatmulSpec((512, 1024, 1024), p), torch.device("cpu"), 0)[0] for p in ("fp32", "w8a8")]
+
+    def median_ms(f, n=20):
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts) * 1e3
+    out, t0 = [], time.time()
+    while time.time() - t0 < seconds:
+        out.append((time.time() - t0, *[median_ms(c.run) for c in cases]))
+    for t, a, b in out:
+        print(f"{t:6.1f} s  fp32 {a:.2f} ms  w8a8 {b:.2f} ms  hef {a / b:.2f}")
+    return 0
+
+
 def processes(n: int = 8) -> int:
     """The fp32 reference and the w8a8 linear at [512, 1024, 1024], 6 chunks of 30 calls each, in n fresh
     processes one after another: how much a kernel moves between processes and seconds on this machine."""
@@ -134,6 +161,8 @@ if __name__ == "__main__":
     out = Path("reports/bench")
     if what == "repeat":
         raise SystemExit(repeat(out, int(sys.argv[2]) if len(sys.argv) > 2 else 2))
+    if what == "drift":
+        raise SystemExit(drift(float(sys.argv[2]) if len(sys.argv) > 2 else 45.0))
     if what == "processes":
         raise SystemExit(processes(int(sys.argv[2]) if len(sys.argv) > 2 else 8))
     raise SystemExit(neighbour(out))

@@ -81,6 +81,33 @@ def test_a_machine_that_stays_busy_is_kept_after_rounds_extra_rounds_and_shows_i
     assert m.discarded_rounds == 3 and len(m.config.round_medians) == 3 and m.load.contended
 
 
+def test_a_round_whose_reference_runs_slower_than_the_quiet_machine_is_measured_again(clock):
+    speeds = [0.55, 0.5, 0.5249, 0.525] + [0.5] * 100      # the reference's seconds per call, round by round
+    timer = SideTimer(clock)
+    a, ref = Arm(FAST), Arm(lambda: (speeds[f.attempts - 1], 2.0))
+    f = Family([a], ref, timer, NoMeter(), P(rounds=4, budget_s=0.0), quiet_ref_s=0.5)
+    run(f)
+    m = f.measurement(a)
+    # rounds 1 (10% slow) and 4 (exactly 5% slow) are dropped; 3 (4.98% slow) is kept
+    assert f.attempts == 6 and f.slow_discarded == 2 and f.discarded == 0 and m.discarded_rounds == 2
+    assert len(m.config.round_medians) == 4 and 0.525 not in ref.side.round_medians
+    assert 0.5249 in ref.side.round_medians
+
+
+def test_a_machine_that_stays_slow_is_kept_after_half_of_rounds_extra_and_no_history_drops_nothing(clock):
+    slow_ref = lambda: (0.6, 2.0)       # noqa: E731
+    timer = SideTimer(clock)
+    a = Arm(FAST)
+    f = Family([a], Arm(slow_ref), timer, NoMeter(), P(rounds=5, budget_s=0.0), quiet_ref_s=0.5)
+    run(f)
+    assert f.slow_discarded == 2 and len(a.side.round_medians) == 5
+    for quiet, reference in ((None, Arm(slow_ref)), (0.5, None)):
+        b = Arm(FAST)
+        g = Family([b], reference, SideTimer(clock), NoMeter(), P(rounds=3, budget_s=0.0), quiet_ref_s=quiet)
+        run(g)
+        assert g.slow_discarded == 0 and b.discarded == 0
+
+
 def test_a_failing_configuration_stops_alone_and_its_round_is_dropped(clock):
     calls = {"n": 0}
 

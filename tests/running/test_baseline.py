@@ -120,6 +120,7 @@ def test_a_run_slower_than_its_history_is_flagged_and_joins_it(tiny_suite, fast_
     [state] = second.meta["machine_state"]
     assert state["slow"] and state["slowdown"] > 1e6 and state["history_runs"] == 3
     assert any("slower than in its quiet runs" in h for h in heard)
+    assert second.meta["contention"]["slow_rounds"] == 2 * (7 // 2)   # both families dropped half of rounds, then kept
     assert len(json.loads(path.read_text())["runs"]) == 4
 
     stored["runs"] = [{"run": str(i), "times": {r: 1e3 for r in refs}} for i in range(3)]       # very slow
