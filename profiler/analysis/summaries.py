@@ -83,6 +83,8 @@ class MachineState:
     hef_compared: int = 0           # rows whose hef was compared with the configuration's earlier runs
     off_history: int = 0            # rows flagged off-history
     slow_rounds: int = 0            # rounds dropped because the reference ran slower than the quiet machine
+    widened: int = 0                # rows whose hef interval includes their run-to-run spread
+    run_sd: float | None = None     # the median of those rows' run-to-run sd of ln hef
 
     def sentence(self) -> str:
         """What the history said, in words (the report and the terminal share them)."""
@@ -104,6 +106,9 @@ class MachineState:
         if self.hef_compared:
             parts.append(f"{self.off_history} of {self.hef_compared} rows compared with this machine's last runs "
                          f"have a hef interval outside every earlier value (flagged off-history).")
+        if self.widened:
+            parts.append(f"{self.widened} rows' hef intervals also cover how much their hef moved between this "
+                         f"machine's last runs (median sd {self.run_sd:.1%}).")
         return " ".join(parts)
 
 
@@ -113,10 +118,12 @@ def machine_state(df: pd.DataFrame, meta: dict) -> MachineState:
     flags = df["flags"].fillna("").str.split(",")
     slowdowns = [c["slowdown"] for c in checks if c.get("slowdown") is not None]
     rows = meta.get("history_checks") or {}
+    sds = df["hef_time_run_sd"].dropna() if "hef_time_run_sd" in df else pd.Series(dtype=float)
     return MachineState(history.get("runs") if history else None, len(slowdowns),
                         int(flags.apply(lambda f: "slow-machine" in f).sum()), max(slowdowns) if slowdowns else None,
                         int(rows.get("compared_rows", 0)), int(flags.apply(lambda f: "off-history" in f).sum()),
-                        int((meta.get("contention") or {}).get("slow_rounds", 0)))
+                        int((meta.get("contention") or {}).get("slow_rounds", 0)), len(sds),
+                        float(sds.median()) if len(sds) else None)
 
 
 @dataclass(frozen=True)

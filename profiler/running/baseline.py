@@ -15,6 +15,8 @@ of a later run is judged against it in two ways:
   median ratio, flag the block's rows `slow-machine`.
 - each row: a hef whose whole interval lies outside the range of the configuration's last HISTORY_RUNS
   values is `off-history`: it disagrees with every earlier run here beyond its own uncertainty.
+Then each row's hef interval is widened to cover the run-to-run spread of its configuration's last runs
+(`widen`): rounds within one run cannot see how much a whole run moves, the history can.
 A run judged slow adds its references' times (the quartile needs the slow runs too) but not its hefs.
 """
 from __future__ import annotations
@@ -81,6 +83,28 @@ def hef_range(values: list[float]) -> tuple[float, float] | None:
     return (min(recent), max(recent)) if len(recent) >= MIN_HISTORY else None
 
 
+def run_spread(values: list[float]) -> float | None:
+    """Pure: the standard deviation of ln hef over a configuration's last HISTORY_RUNS runs (oldest first),
+    or None with fewer than MIN_HISTORY: how much one run's hef moves between runs on this machine."""
+    recent = [math.log(v) for v in values[-HISTORY_RUNS:] if v > 0 and math.isfinite(v)]
+    return statistics.stdev(recent) if len(recent) >= MIN_HISTORY else None
+
+
+def widen(hef: float, ci: tuple[float | None, float | None], sd: float, runs: int,
+          confidence: float) -> tuple[float, float]:
+    """Pure: hef's interval made to cover the run-to-run spread as well as its rounds' spread.
+
+    A run's ln hef is the configuration's ln hef plus a run effect of sd sigma (host state, placement, and the
+    run's own sampling); `sd` estimates sigma from `runs` earlier runs, so (ln hef - truth) / sd follows
+    Student's t with runs - 1 degrees of freedom, and hef * exp(+-t sd) is an interval at `confidence`. The
+    rounds' own interval is kept where it is wider."""
+    from scipy.special import stdtrit       # imported here: only runs with a history need it
+    t = float(stdtrit(runs - 1, 1.0 - (1.0 - confidence) / 2.0))
+    lo = ci[0] if ci[0] is not None and math.isfinite(ci[0]) else hef
+    hi = ci[1] if ci[1] is not None and math.isfinite(ci[1]) else hef
+    return min(lo, hef * math.exp(-t * sd)), max(hi, hef * math.exp(t * sd))
+
+
 def off_history(hef: float, ci: tuple[float | None, float | None], past: tuple[float, float]) -> bool:
     """Pure: the hef's interval (the hef itself where it has none) lies wholly outside the past range."""
     lo = ci[0] if ci[0] is not None and math.isfinite(ci[0]) else hef
@@ -95,6 +119,7 @@ class Judgement:
     state: StateCheck | None              # None: no reference of the block had a history
     compared: int = 0                     # rows whose hef was compared with their history
     off: list[str] = field(default_factory=list)    # rows flagged off-history
+    widened: int = 0                      # rows whose hef interval now covers their run-to-run spread
     times: dict[str, float] = field(default_factory=dict)
     hefs: dict[str, float] = field(default_factory=dict)
 
@@ -113,11 +138,15 @@ class Baseline:
         """A reference's quiet-state seconds per call, or None without enough history."""
         return quiet_time(_times(self.runs, config_id))
 
-    def past_hef(self, config_id: str) -> tuple[float, float] | None:
-        return hef_range([r["hef"][config_id] for r in self.runs if config_id in (r.get("hef") or {})])
+    def _hefs(self, config_id: str) -> list[float]:
+        return [r["hef"][config_id] for r in self.runs if config_id in (r.get("hef") or {})]
 
-    def judge(self, rows: list[Row], references: set[str]) -> Judgement:
-        """Flag the block's rows (see the module docstring); contended rows neither judge nor join."""
+    def past_hef(self, config_id: str) -> tuple[float, float] | None:
+        return hef_range(self._hefs(config_id))
+
+    def judge(self, rows: list[Row], references: set[str], confidence: float) -> Judgement:
+        """Flag the block's rows and widen their hef intervals (see the module docstring); contended rows
+        neither judge nor join, and keep their own intervals."""
         def usable(r: Row) -> bool:
             return r.status == "ok" and "contended" not in r.flags.split(",")
         times = {r.config_id: r.time_s_median for r in rows
@@ -125,9 +154,9 @@ class Baseline:
         state = self.check(times) if times else None
         state = state if state is not None and state.ratios else None
         slow = state is not None and state.slow
-        out, off, compared, hefs = [], [], 0, {}
+        out, off, compared, hefs, widened = [], [], 0, {}, 0
         for r in rows:
-            flags = []
+            flags, spread = [], {}
             if slow and r.status == "ok":
                 flags.append("slow-machine")
             if usable(r) and r.config_id not in references and r.hef_time is not None and math.isfinite(r.hef_time):
@@ -137,10 +166,19 @@ class Baseline:
                     if off_history(r.hef_time, (r.hef_time_ci_low, r.hef_time_ci_high), past):
                         flags.append("off-history")
                         off.append(r.config_id)
+                past_hefs = self._hefs(r.config_id)
+                sd = run_spread(past_hefs)
+                if sd is not None:
+                    lo, hi = widen(r.hef_time, (r.hef_time_ci_low, r.hef_time_ci_high), sd,
+                                   min(len(past_hefs), HISTORY_RUNS), confidence)
+                    spread = {"hef_time_ci_low": lo, "hef_time_ci_high": hi, "hef_time_run_sd": sd}
+                    widened += 1
                 if not slow:
                     hefs[r.config_id] = r.hef_time
-            out.append(replace(r, flags=",".join(filter(None, [r.flags, *flags]))) if flags else r)
-        return Judgement(out, state, compared, off, times, hefs)
+            if flags or spread:
+                r = replace(r, flags=",".join(filter(None, [r.flags, *flags])), **spread)
+            out.append(r)
+        return Judgement(out, state, compared, off, widened, times, hefs)
 
     def add(self, run_id: str, times: dict[str, float], hefs: dict[str, float]) -> None:
         if times or hefs:

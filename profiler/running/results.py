@@ -76,6 +76,7 @@ class Row:
     host: str = ""                              # fleet runs: the node's host name
     node_id: str = ""                           # fleet runs: the Ray node (and logical node) that measured it
     device_uuid: str = ""                       # fleet runs: NVML UUID on a GPU; CPU model @ host on a CPU
+    hef_time_run_sd: float | None = None        # sd of ln hef_time over this machine's last runs, in the interval
 
     def as_dict(self) -> dict:
         """The row keyed by column name."""

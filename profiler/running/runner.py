@@ -155,12 +155,13 @@ def _against_baseline(s: Session, block: list, measured: list[tuple[Row, int]], 
     """The block's rows judged against this machine's history (running.baseline), and what they add to it."""
     if s.baseline is None:
         return measured
-    j = s.baseline.judge([row for row, _ in measured], {f.reference.config_id for f in block})
+    j = s.baseline.judge([row for row, _ in measured], {f.reference.config_id for f in block}, s.policy.confidence)
     added["times"].update(j.times)
     added["hefs"].update(j.hefs)
-    checks = s.meta.setdefault("history_checks", {"compared_rows": 0, "off_history_rows": 0})
+    checks = s.meta.setdefault("history_checks", {"compared_rows": 0, "off_history_rows": 0, "widened_rows": 0})
     checks["compared_rows"] += j.compared
     checks["off_history_rows"] += len(j.off)
+    checks["widened_rows"] = checks.get("widened_rows", 0) + j.widened
     if j.state is not None:
         s.meta.setdefault("machine_state", []).append(j.state.to_json())
         if j.state.slow:

@@ -49,3 +49,10 @@ def test_the_machine_state_sentence_says_what_the_history_found():
     assert off.sentence() == ("1 of 2 rows compared with this machine's last runs have a hef interval outside "
                               "every earlier value (flagged off-history).")
     assert "turned off" in machine_state(df, {}).sentence()
+    spread = machine_state(_df([dict(config_id="a", flags="", hef_time_run_sd=0.01),
+                                dict(config_id="b", flags="", hef_time_run_sd=0.03),
+                                dict(config_id="c", flags="", hef_time_run_sd=None)]),
+                           {"machine_history": {"runs": 4}, "history_checks": {"compared_rows": 2}})
+    assert (spread.widened, spread.run_sd) == (2, 0.02)
+    assert spread.sentence().endswith("2 rows' hef intervals also cover how much their hef moved between this "
+                                      "machine's last runs (median sd 2.0%).")

@@ -38,7 +38,7 @@ def quick(out: Path, tag: str) -> pd.DataFrame:
 
 
 def _pairs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    both = a.join(b, lsuffix="_a", rsuffix="_b", how="inner")
+    both = a.merge(b, left_index=True, right_index=True, suffixes=("_a", "_b"))
     ok = (both["status_a"] == "ok") & (both["status_b"] == "ok") & both["hef_time_a"].notna() & both["hef_time_b"].notna()
     both = both[ok & (both["hef_time_a"] != 1.0)]          # non-reference rows
     return both
@@ -64,6 +64,11 @@ def _compare_pair(a: pd.DataFrame, b: pd.DataFrame) -> None:
     print(f"non-reference ok rows: {len(p)}; each inside the other's hef interval: {int(inside.sum())} "
           f"({inside.mean():.0%}, target >= 90%)")
     print(f"largest hef_time disagreement: {diff.max():.1%} ({diff.idxmax()}), target <= 15%; median {diff.median():.1%}")
+    for tag in ("a", "b"):
+        half = (p[f"hef_time_ci_high_{tag}"] - p[f"hef_time_ci_low_{tag}"]) / 2 / p[f"hef_time_{tag}"]
+        sd = p.get(f"hef_time_run_sd_{tag}", pd.Series(dtype=float)).dropna()
+        print(f"run {tag}: median hef half-width {half.median():.1%}; rows widened by their run-to-run spread: "
+              f"{len(sd)}" + (f" (median sd {sd.median():.1%})" if len(sd) else ""))
     for tag, d in (("a", a), ("b", b)):
         states = d.attrs["meta"].get("machine_state") or []
         print(f"run {tag}: against this machine's history: "
@@ -87,7 +92,7 @@ def neighbour(out: Path, start_after_s: float = 8.0, seconds: float = 15.0) -> i
     t0 = time.time()
     busy = quick(out, "neighbour")
     launcher.wait()
-    both = quiet.join(busy, lsuffix="_q", rsuffix="_n", how="inner")  # noqa: pandas 3 keeps these
+    both = quiet.merge(busy, left_index=True, right_index=True, suffixes=("_q", "_n"))
     both = both[(both["status_q"] == "ok") & (both["status_n"] == "ok")]
     flagged = both["flags_n"].fillna("").str.contains("contended")
     agree = (both["time_s_median_n"] / both["time_s_median_q"] - 1).abs() <= 0.10

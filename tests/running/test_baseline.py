@@ -1,11 +1,13 @@
 """The machine against its own history: quiet state, the slow verdict, the stored history, the flag in a run."""
 import json
+import math
+import random
 
 import pytest
 
 from hwprof.running import baseline as bl
 from hwprof.running.baseline import (HISTORY_RUNS, MIN_HISTORY, SLOW_TOLERANCE, Baseline, check_state, hef_range,
-                                    off_history, quiet_time)
+                                    off_history, quiet_time, run_spread, widen)
 from hwprof.running.results import Row
 
 # Reference medians (µs) of quick runs on a 2-vCPU Zen 4 VM minutes apart (reports/bench, 2026-11-24): the
@@ -72,14 +74,72 @@ def test_a_block_is_judged_row_by_row_and_contended_rows_are_left_out():
                     + [{"times": {"ref": 1e-3}, "hef": {"a": 2.2, "b": 2.2, "c": 2.2}}])
     rows = [row("ref", 1.0), row("a", 3.0, 2.9, 3.1), row("b", 2.1, 1.5, 2.5), row("c", 9.0, flags="contended"),
             row("d", 2.0), row("e", None, status="unsupported", t=None)]
-    j = hist.judge(rows, {"ref"})
+    j = hist.judge(rows, {"ref"}, 0.975)
     assert j.state is not None and not j.state.slow and j.compared == 2 and j.off == ["a"]
     assert [r.flags for r in j.rows] == ["", "off-history", "", "contended", "", ""]
     assert j.times == {"ref": 1e-3} and j.hefs == {"a": 3.0, "b": 2.1, "d": 2.0}
-    slow = hist.judge([row("ref", 1.0, t=2e-3), row("a", 3.0, 2.9, 3.1, flags="estimate")], {"ref"})
+    slow = hist.judge([row("ref", 1.0, t=2e-3), row("a", 3.0, 2.9, 3.1, flags="estimate")], {"ref"}, 0.975)
     assert slow.state.slow and [r.flags for r in slow.rows] == ["slow-machine", "estimate,slow-machine,off-history"]
     assert slow.times == {"ref": 2e-3} and slow.hefs == {}          # a slow run's hefs stay out of the history
-    assert Baseline("fp", {}).judge(rows, {"ref"}).state is None
+    assert Baseline("fp", {}).judge(rows, {"ref"}, 0.975).state is None
+
+
+def test_judged_rows_carry_their_run_to_run_spread_in_the_interval():
+    hist = Baseline("fp", {}, [{"times": {"ref": 1e-3}, "hef": {"a": h, "c": h}} for h in (2.0, 2.1, 2.2)])
+    j = hist.judge([row("ref", 1.0, 1.0, 1.0), row("a", 2.1, 2.09, 2.11), row("c", 2.1, 2.0, 2.2, flags="contended"),
+                    row("d", 2.0, 1.9, 2.1)], {"ref"}, 0.975)
+    ref, a, c, d = j.rows
+    sd = run_spread([2.0, 2.1, 2.2])
+    assert j.widened == 1 and a.hef_time_run_sd == pytest.approx(sd)
+    assert (a.hef_time_ci_low, a.hef_time_ci_high) == widen(2.1, (2.09, 2.11), sd, 3, 0.975)
+    assert a.hef_time_ci_low < 2.0 and a.hef_time_ci_high > 2.2        # three runs say little: wide
+    assert (ref.hef_time_ci_low, c.hef_time_ci_low, d.hef_time_ci_low) == (1.0, 2.0, 1.9)   # not widened
+    assert ref.hef_time_run_sd is None and c.hef_time_run_sd is None and d.hef_time_run_sd is None
+
+
+def test_run_spread_and_widening_arithmetic():
+    assert run_spread([2.0, 2.0]) is None and run_spread([2.0] * 3) == 0.0
+    assert run_spread([50.0] + [1.0] * HISTORY_RUNS) == 0.0                # only the last runs count
+    assert run_spread([1.0, math.exp(0.1), math.exp(-0.1)]) == pytest.approx(0.1)
+    assert widen(2.0, (1.0, 3.0), 0.01, 10, 0.975) == (1.0, 3.0)       # the rounds' interval is wider: kept
+    lo, hi = widen(2.0, (None, None), 0.1, 10, 0.975)
+    assert lo * hi == pytest.approx(4.0) and 0.25 < math.log(hi / 2.0) < 0.30     # t(9, 0.9875) = 2.685
+
+
+def _one_run(rng, effect_sd, round_sd, rounds=8):
+    """ln hef of one run's rounds: the run's own effect (host state, placement) plus each round's noise."""
+    effect = rng.gauss(0.0, effect_sd)
+    xs = sorted(math.exp(effect + rng.gauss(0.0, round_sd)) for _ in range(rounds))
+    return (xs[3] + xs[4]) / 2, xs[0], xs[-1]        # median, and its 8-round interval (the range)
+
+
+@pytest.mark.parametrize("past", [3, 10])
+def test_widened_intervals_cover_the_truth_at_their_level(past):
+    """Seeded simulation: a hef whose runs move by more than their rounds show. The rounds' interval covers
+    the configuration's value far less often than stated; widened by t * the history's sd, it holds."""
+    rng, trials, rounds_only, widened = random.Random(7), 3000, 0, 0
+    for _ in range(trials):
+        history = [_one_run(rng, 0.03, 0.01)[0] for _ in range(past)]
+        hef, lo, hi = _one_run(rng, 0.03, 0.01)
+        rounds_only += lo <= 1.0 <= hi
+        w_lo, w_hi = widen(hef, (lo, hi), run_spread(history), past, 0.975)
+        widened += w_lo <= 1.0 <= w_hi
+    assert rounds_only / trials < 0.6
+    assert widened / trials >= 0.965
+
+
+def test_two_runs_fall_inside_each_others_widened_interval():
+    """The repeatability the README measures: two runs after a 10-run history agree within each other's
+    intervals for >= 90% of configurations, where their rounds' intervals alone manage about half."""
+    rng, trials, rounds_only, widened = random.Random(11), 3000, 0, 0
+    for _ in range(trials):
+        sd = run_spread([_one_run(rng, 0.02, 0.01)[0] for _ in range(10)])
+        (a, alo, ahi), (b, blo, bhi) = _one_run(rng, 0.02, 0.01), _one_run(rng, 0.02, 0.01)
+        rounds_only += alo <= b <= ahi and blo <= a <= bhi
+        (wa_lo, wa_hi), (wb_lo, wb_hi) = widen(a, (alo, ahi), sd, 10, 0.975), widen(b, (blo, bhi), sd, 10, 0.975)
+        widened += wa_lo <= b <= wa_hi and wb_lo <= a <= wb_hi
+    assert rounds_only / trials < 0.7
+    assert widened / trials >= 0.9
 
 
 def test_the_history_is_stored_per_machine_and_bounded(tmp_path, monkeypatch):
@@ -139,5 +199,7 @@ def test_a_run_slower_than_its_history_is_flagged_and_joins_it(tiny_suite, fast_
     fourth = execute(RunOptions(suite=str(tiny_suite), **fast_options), notify=heard.append)
     flagged = fourth.results.set_index("config_id")["flags"].fillna("").str.contains("off-history")
     assert set(flagged[flagged].index) == set(hefs)
-    assert fourth.meta["history_checks"] == {"compared_rows": len(hefs), "off_history_rows": len(hefs)}
+    assert fourth.meta["history_checks"] == {"compared_rows": len(hefs), "off_history_rows": len(hefs),
+                                             "widened_rows": len(hefs)}
+    assert (fourth.results.set_index("config_id").loc[sorted(hefs), "hef_time_run_sd"] == 0.0).all()  # all 1e6
     assert any("flagged `off-history`" in h for h in heard)
