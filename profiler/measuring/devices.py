@@ -52,6 +52,8 @@ class CpuInfo:
     threads: int                     # torch intra-op threads used for the run
     max_mhz: float                   # 0 when unknown (VMs often expose only the base clock)
     max_mhz_source: str = ""
+    microarch: str = ""              # family/model/stepping (x86) or implementer/part (Arm): VMs often name
+                                     # every generation alike ("AMD EPYC"), and a Zen 4 and a Zen 5 differ 2x
 
     @property
     def compute_cores(self) -> int:
@@ -66,6 +68,14 @@ def _cpuinfo_fields(text: str) -> dict[str, str]:
             k, v = line.split(":", 1)
             out.setdefault(k.strip(), v.strip())
     return out
+
+
+def microarch(fields: dict[str, str]) -> str:
+    """Pure: the processor's identity from /proc/cpuinfo fields, "" where the kernel does not say."""
+    if "cpu family" in fields:
+        return " ".join(f"{k} {fields[k]}" for k in ("cpu family", "model", "stepping") if fields.get(k))
+    arm = [f"{k.split()[-1]} {fields[k]}" for k in ("CPU implementer", "CPU part", "CPU variant") if fields.get(k)]
+    return " ".join(arm)
 
 
 def cpu_info(cpuinfo_path: Path = Path("/proc/cpuinfo")) -> CpuInfo:
@@ -86,6 +96,7 @@ def cpu_info(cpuinfo_path: Path = Path("/proc/cpuinfo")) -> CpuInfo:
         threads=torch.get_num_threads(),
         max_mhz=float(mhz),
         max_mhz_source=mhz_source,
+        microarch=microarch(fields),
     )
 
 

@@ -93,7 +93,8 @@ def machine_lines(meta: dict) -> list[str]:
     lines.append(f"Device: {meta.get('device')} - {desc.get('name', '')}")
     cpu = desc.get("cpu") or {}
     if cpu:
-        lines.append(f"CPU: {cpu.get('model')} ({cpu.get('physical_cores')} cores, {cpu.get('threads')} torch threads, "
+        ident = f", {cpu['microarch']}" if cpu.get("microarch") else ""
+        lines.append(f"CPU: {cpu.get('model')}{ident} ({cpu.get('physical_cores')} cores, {cpu.get('threads')} torch threads, "
                      f"ISA {' '.join(cpu.get('flags', []))})")
     gpu = desc.get("gpu") or {}
     if gpu:

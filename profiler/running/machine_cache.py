@@ -23,7 +23,7 @@ def machine_key(info: DeviceInfo) -> dict:
         key |= {"capability": info.gpu.get("capability"), "uuid": info.gpu.get("uuid"),
                 "cuda": info.gpu.get("cuda")}
     elif info.cpu is not None:
-        key |= {"flags": [f for f in info.cpu.flags if f in INTERESTING_FLAGS],
+        key |= {"microarch": info.cpu.microarch, "flags": [f for f in info.cpu.flags if f in INTERESTING_FLAGS],
                 "logical_cpus": info.cpu.logical_cpus, "usable_cpus": info.cpu.usable_cpus,
                 "threads": torch.get_num_threads()}
     return key

@@ -28,6 +28,25 @@ def test_cpu_info_from_a_cpuinfo_file(tmp_path):
     assert {"avx2", "fma", "avx512_bf16"} <= set(info.flags)
     assert info.usable_cpus == len(usable_cpus()) >= 1
     assert 1 <= info.compute_cores <= info.usable_cpus
+    assert info.microarch == ""                       # the file gives no family: nothing invented
+
+
+# The first lines of /proc/cpuinfo on two 2-vCPU KVM guests that both call themselves "AMD EPYC" (Zen 4, Zen 5),
+# and on an Arm Neoverse-N1 host.
+ZEN4 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n"
+        "stepping\t: 1\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n")
+ZEN5 = ZEN4.replace("cpu family\t: 25\nmodel\t\t: 17", "cpu family\t: 26\nmodel\t\t: 2")
+ARM = ("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\nCPU architecture: 8\n"
+       "CPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n")
+
+
+@pytest.mark.parametrize("text, ident", [(ZEN4, "cpu family 25 model 17 stepping 1"),
+                                         (ZEN5, "cpu family 26 model 2 stepping 1"),
+                                         (ARM, "implementer 0x41 part 0xd0c variant 0x3")])
+def test_the_processor_is_identified_beyond_its_model_name(tmp_path, ident, text):
+    p = tmp_path / "cpuinfo"
+    p.write_text(text)
+    assert cpu_info(p).microarch == ident
 
 
 def test_max_clock_from_cpufreq_or_unknown(tmp_path, monkeypatch):

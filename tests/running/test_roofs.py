@@ -84,8 +84,8 @@ def test_attainable_is_the_lower_roof():
     assert eff.attainable(None, None, 2.0) is None
 
 
-def _info(threads=2, name="Test CPU"):
-    cpu = CpuInfo(name, "AuthenticAMD", ["avx2", "avx512_bf16", "sse"], 2, 2, 2, threads, 0.0)
+def _info(threads=2, name="Test CPU", microarch="cpu family 25 model 17 stepping 1"):
+    cpu = CpuInfo(name, "AuthenticAMD", ["avx2", "avx512_bf16", "sse"], 2, 2, 2, threads, 0.0, microarch=microarch)
     return DeviceInfo("cpu", name, "cpu", 2**34, {}, cpu)
 
 
@@ -93,6 +93,8 @@ def test_the_fingerprint_follows_model_features_threads_and_torch(monkeypatch):
     a = machine_key(_info())
     assert a["flags"] == ["avx2", "avx512_bf16"] and a["torch"] == torch.__version__
     assert roofs_mod.fingerprint(a) != roofs_mod.fingerprint(machine_key(_info(name="Other CPU")))
+    zen5 = machine_key(_info(microarch="cpu family 26 model 2 stepping 1"))    # same name and flags, 2x the speed
+    assert roofs_mod.fingerprint(a) != roofs_mod.fingerprint(zen5)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
     assert machine_key(_info())["threads"] == 7
 
