@@ -79,6 +79,8 @@ def print_devices(surveys: list, console: Console | None = None, roofs: list | N
         t.add_row("memory", f"{info.total_memory_bytes / 2**30:.1f} GiB")
         if info.cpu and sv.device.type == "cpu":
             c = info.cpu
+            if c.microarch:
+                t.add_row("processor", f"{c.vendor} {c.microarch}".strip())
             t.add_row("cores / threads", f"{c.physical_cores} physical, {c.usable_cpus} usable, torch threads {c.threads}")
             t.add_row("max clock", f"{c.max_mhz:.0f} MHz ({c.max_mhz_source})" if c.max_mhz else c.max_mhz_source)
             t.add_row("ISA", " ".join(f for f in c.flags if f.startswith(("avx", "amx", "fma", "sve"))) or "-")

@@ -60,6 +60,17 @@ def test_devices_lists_cpu_and_its_meter(capsys):
     assert "quantization schemes: torchao" in out and "fleet runs: ray" in out
 
 
+def test_devices_names_the_processor_beyond_its_model_name(capsys, monkeypatch):
+    import dataclasses
+
+    from hwprof.measuring import devices
+    real = devices.cpu_info
+    monkeypatch.setattr(devices, "cpu_info", lambda: dataclasses.replace(
+        real(), vendor="AuthenticAMD", microarch="cpu family 26 model 2 stepping 1"))
+    assert main(["devices"]) == 0
+    assert "AuthenticAMD cpu family 26 model 2 stepping 1" in capsys.readouterr().out
+
+
 def test_devices_shows_this_machines_cached_roofs(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("HWPROF_CACHE_DIR", str(tmp_path))
     assert main(["devices"]) == 0
