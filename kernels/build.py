@@ -21,10 +21,11 @@ _UNSUPPORTED_PHRASES = ("not implemented for", "no viable backend", "not support
                         "no execution plans support the graph")
 
 
-def build_case(spec: Spec, device: torch.device, seed: int = 0) -> tuple[Case, object]:
+def build_case(spec: Spec, device: torch.device, seed: int = 0, probe: bool = True) -> tuple[Case, object]:
     """Return the case and the output of one probing call (which also serves as the first warm-up).
 
     A combination torch cannot run raises Unsupported with torch's own words; anything else propagates.
+    `probe=False` builds a case known to run (again, in fresh memory) and returns no output.
     """
     if isinstance(spec, AttentionSpec):
         case = build_attention(spec, device, seed)
@@ -32,6 +33,8 @@ def build_case(spec: Spec, device: torch.device, seed: int = 0) -> tuple[Case, o
         case = build_quantized(spec, device, seed)
     else:
         case = build_matmul(spec, device, seed)
+    if not probe:
+        return case, None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

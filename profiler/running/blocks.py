@@ -195,7 +195,10 @@ def _rebuild(b: _Built, s: Session) -> None:
         spec = b.specs[cid]
         b.cases[cid] = arm.fn = arm.context = None        # free the old buffers before allocating the new
         try:
-            case, _ = kernels.build_case(spec, s.device, s.seed)     # its probing call warms the new buffers
+            # No probing call: the case ran before. Its first call in fresh memory took 0.99-1.04x a warm one
+            # for kernels whose window holds a call or two, up to 1.5x for short ones whose window holds dozens
+            # of batches, whose median one batch cannot move (README, Method); probing cost ~1 s of the quick suite.
+            case, _ = kernels.build_case(spec, s.device, s.seed, probe=False)
         except Exception as e:
             arm.error = e
             if arm is b.ref_arm:

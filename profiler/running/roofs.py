@@ -125,6 +125,12 @@ def sweep_compute_roof(precision: str, device: torch.device, timer: Timer, budge
     return best or ComputeRoof(precision, None, reason="no size fitted in memory")
 
 
+def roofs_missing(info: DeviceInfo, precisions: list[str], remeasure: bool = False) -> bool:
+    """Whether get_roofs would measure: nothing cached for this machine, or a precision not yet in it."""
+    roofs = None if remeasure else load_cached(info)
+    return roofs is None or any(p not in roofs.compute for p in precisions)
+
+
 def get_roofs(info: DeviceInfo, device: torch.device, timer: Timer, precisions: list[str],
               remeasure: bool = False, budget_per_precision_s: float | None = None,
               notify: Callable[[str], None] = lambda text: None) -> Roofs:

@@ -24,7 +24,7 @@ from hwprof.running.baseline import load_baseline, store_baseline
 from hwprof.running.blocks import measure_block, plan_blocks, plan_families
 from hwprof.running.modelplan import model_tags
 from hwprof.running.results import ResultsWriter, Row, read_results
-from hwprof.running.roofs import Roofs, get_roofs
+from hwprof.running.roofs import Roofs, get_roofs, roofs_missing
 from hwprof.running.session import RunOptions, Session, close_session, open_session
 
 @dataclass
@@ -106,17 +106,21 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
             notify(f"the machine is not quiet: other processes use {qc.other_cores:.2f} cores "
                    f"(steal {qc.steal_frac:.0%}): {names}; rounds measured beside them are measured again, "
                    f"and rows that stay busy are flagged `contended`")
-    warm = s.opts.device_warmup_s if s.opts.device_warmup_s is not None else (3.0 if s.device.type == "cuda" else 0.5)
-    device_warmup(s.device, warm)
-    if s.opts.roofs:             # right after the warm-up: an idle second first would start the sweep on cold clocks
+    if "idle_power_w" not in s.meta:    # while the device is still idle from the quiet check, not hot from work
+        with _measurement_window(s):
+            s.meta["idle_power_w"] = {s.meter.source: idle_power(s.meter, s.opts.idle_s)}
+    # Clocks settle under load: warm up right before the first thing measured. A GPU needs it always (building
+    # its cases is brief); a CPU only before measuring roofs, since building and warming every case of the
+    # first block keeps it busy for seconds before its first round.
+    if s.device.type == "cuda" or (s.opts.roofs and _roofs_to_measure(s)):
+        warm = s.opts.device_warmup_s if s.opts.device_warmup_s is not None else (3.0 if s.device.type == "cuda" else 0.5)
+        device_warmup(s.device, warm)
+    if s.opts.roofs:
         with _measurement_window(s):
             s.roofs = _roofs(s, notify)
     if s.opts.baseline:
         s.baseline = load_baseline(s.info)
         s.meta["machine_history"] = {"fingerprint": s.baseline.fingerprint, "runs": len(s.baseline.runs)}
-    if "idle_power_w" not in s.meta:
-        with _measurement_window(s):
-            s.meta["idle_power_w"] = {s.meter.source: idle_power(s.meter, s.opts.idle_s)}
     torch.manual_seed(s.seed)
     tools = make_tools(s)
     writer = ResultsWriter(s.run_dir / "results.csv")
@@ -175,13 +179,21 @@ def _against_baseline(s: Session, block: list, measured: list[tuple[Row, int]], 
     return [(row, d) for row, (_, d) in zip(j.rows, measured)]
 
 
+def _roof_precisions(s: Session) -> list[str]:
+    return ["fp32"] + [compute_precision(spec.precision) for spec in s.suite.specs]
+
+
+def _roofs_to_measure(s: Session) -> bool:
+    """Whether getting this run's roofs measures anything (none kept by a resumed run, or cached, for some)."""
+    return "roofs" not in s.meta and roofs_missing(s.info, _roof_precisions(s), s.opts.remeasure_roofs)
+
+
 def _roofs(s: Session, notify: Callable[[str], None]) -> Roofs:
     """The roofs this run's rows are placed under: a resumed run keeps its own; otherwise the machine's
     cached ones, with any precision of this suite they lack measured now."""
     if "roofs" in s.meta:
         return Roofs.from_json(s.meta["roofs"])
-    precisions = ["fp32"] + [compute_precision(spec.precision) for spec in s.suite.specs]
-    roofs = get_roofs(s.info, s.device, s.timer, precisions, s.opts.remeasure_roofs, notify=notify)
+    roofs = get_roofs(s.info, s.device, s.timer, _roof_precisions(s), s.opts.remeasure_roofs, notify=notify)
     s.meta["roofs"] = roofs.to_json()
     return roofs
 

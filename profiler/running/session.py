@@ -69,7 +69,7 @@ class Session:
     done: dict[str, Row] = field(default_factory=dict)     # rows already written (resume)
     threads_before: int = 0                                # restored when the session closes
     measured_s: float = 0.0                                # this session's time inside sampling windows
-    roofs: Roofs | None = None                             # set by the sweep, after the device warm-up
+    roofs: Roofs | None = None                             # set by the sweep, before the first block
     baseline: Baseline | None = None                       # this machine's history, set by the sweep
 
 

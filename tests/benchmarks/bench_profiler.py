@@ -3,6 +3,7 @@ share of ok rows whose 95% CI meets the target, and peak memory of the process.
 
     python tests/benchmarks/bench_profiler.py                  # quick suite
     python tests/benchmarks/bench_profiler.py --suite standard
+    python tests/benchmarks/bench_profiler.py --first-calls    # what skipping the probe on a rebuild costs
 
 Targets (quick suite, 2-core machine): wall <= 60 s, overhead outside measurement windows <= 5% of the
 runner's wall time. Also reported: rows whose time and hef intervals meet the CI target, contended rows.
@@ -29,7 +30,11 @@ def main(argv=None) -> int:
     ap.add_argument("--suite", default="quick")
     ap.add_argument("--device", default=None)
     ap.add_argument("--out", type=Path, default=Path("reports"))
+    ap.add_argument("--first-calls", action="store_true",
+                    help="per configuration of the suite, its first and second call after a rebuild against warm")
     args = ap.parse_args(argv)
+    if args.first_calls:
+        return first_calls(args.suite)
     t0 = time.perf_counter()
     result = execute(RunOptions(suite=args.suite, device=args.device, out_dir=args.out,
                                 command=["bench_profiler.py", *sys.argv[1:]]), notify=print)
@@ -61,6 +66,42 @@ def main(argv=None) -> int:
         for name, ok_ in checks:
             print(f"target {name:20s} {'met' if ok_ else 'MISSED'} ({target[name]})")
     return 0
+
+
+def first_calls(suite_name: str, rebuilds: int = 5) -> int:
+    """The first two calls of a case built again in fresh memory, without a probing call (as the passes do),
+    against the median of 21 warm calls: the median over rebuilds of each ratio."""
+    import statistics
+
+    import torch
+
+    from hwprof import kernels
+    from hwprof.running.suite import load_suite
+    device = torch.device("cpu")
+    for spec in load_suite(suite_name, "cpu").specs:
+        try:
+            case, _ = kernels.build_case(spec, device, 0)
+        except kernels.Unsupported:
+            continue
+        with case.context():
+            for _ in range(5):
+                case.run()
+            warm = statistics.median(_timed(case.run) for _ in range(21))
+        firsts = []
+        for _ in range(rebuilds):
+            case = None
+            case, _ = kernels.build_case(spec, device, 0, probe=False)
+            with case.context():
+                firsts.append((_timed(case.run), _timed(case.run)))
+        print(f"{spec.config_id:50s} warm {warm * 1e6:10.1f} us   1st call x{statistics.median(f[0] for f in firsts) / warm:5.2f}"
+              f"   2nd x{statistics.median(f[1] for f in firsts) / warm:5.2f}")
+    return 0
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 if __name__ == "__main__":

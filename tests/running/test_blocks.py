@@ -43,11 +43,12 @@ def test_a_run_interleaves_families_pass_by_pass_and_rebuilds_inputs_between_pas
     import hwprof
     from hwprof import kernels
     from hwprof.measuring.rounds import Family
-    builds, rounds = collections.Counter(), []
+    builds, probed, rounds = collections.Counter(), collections.Counter(), []
     real_build, real_round = kernels.build_case, Family.round
 
     def build(spec, *a, **kw):
         builds[spec.config_id] += 1
+        probed[spec.config_id] += kw.get("probe", True)
         return real_build(spec, *a, **kw)
 
     def round_(self):
@@ -60,6 +61,7 @@ def test_a_run_interleaves_families_pass_by_pass_and_rebuilds_inputs_between_pas
     assert rounds[:4] == [matmul, attention, matmul, attention]          # one round of each family per pass
     passes = rounds.count(matmul)
     assert builds["matmul/64x64x64/int8/dense/fwd"] == passes             # built once, then again after each pass
+    assert probed["matmul/64x64x64/int8/dense/fwd"] == 1                  # probed once: it is known to run
     assert builds["matmul/64x64x64/tf32/dense/fwd"] == 1                  # unsupported: never built again
     assert (df.loc["matmul/64x64x64/int8/dense/fwd", "rounds"]) == passes
 

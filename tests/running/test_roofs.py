@@ -11,7 +11,8 @@ from hwprof.kernels.errors import Unsupported
 from hwprof.measuring.devices import CpuInfo, DeviceInfo
 from hwprof.measuring.stream import MemoryRoof
 from hwprof.running import efficiency as eff
-from hwprof.running.roofs import ComputeRoof, Roofs, get_roofs, load_cached, machine_key, sweep_compute_roof
+from hwprof.running.roofs import (ComputeRoof, Roofs, get_roofs, load_cached, machine_key, roofs_missing,
+                                  sweep_compute_roof)
 
 CPU = torch.device("cpu")
 
@@ -109,8 +110,11 @@ def test_roofs_are_cached_per_machine_and_missing_precisions_added(tmp_path, mon
     monkeypatch.setattr(roofs_mod, "sweep_compute_roof",
                         lambda p, device, timer, budget: measured.append(p) or ComputeRoof(p, 1e9, "64x64x64"))
     info = _info()
+    assert roofs_missing(info, ["fp32"])
     first = get_roofs(info, CPU, None, ["fp32", "bf16", "fp32"])
     assert measured == ["memory", "fp32", "bf16"] and not first.cached
+    assert not roofs_missing(info, ["bf16", "fp32"]) and roofs_missing(info, ["int8"])
+    assert roofs_missing(info, ["fp32"], remeasure=True)
     again = get_roofs(info, CPU, None, ["bf16"])
     assert measured == ["memory", "fp32", "bf16"] and again.cached and again.seconds < 1
     assert again.memory == MEM and again.compute["fp32"] == ComputeRoof("fp32", 1e9, "64x64x64")

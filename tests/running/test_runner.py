@@ -58,12 +58,12 @@ def test_failure_in_one_configuration_keeps_the_others(tiny_suite, fast_options,
     from hwprof import kernels
     real = kernels.build_case
 
-    def flaky(spec, device, seed=0):
+    def flaky(spec, device, seed=0, **kw):
         if spec.precision == "fp64":
             raise RuntimeError("injected failure\nsecond line")
         if spec.kernel == "attention" and spec.backend == "flash":
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
-        return real(spec, device, seed)
+        return real(spec, device, seed, **kw)
 
     monkeypatch.setattr(kernels, "build_case", flaky)
     df = hwprof.run_suite(str(tiny_suite), **fast_options).set_index("config_id")
@@ -78,9 +78,9 @@ def test_nan_output_becomes_an_error_row_without_rates(tiny_suite, fast_options,
     from hwprof import kernels
     real = kernels.build_case
 
-    def poisoned(spec, device, seed=0):
-        case, out = real(spec, device, seed)
-        if spec.precision == "int8":
+    def poisoned(spec, device, seed=0, **kw):
+        case, out = real(spec, device, seed, **kw)
+        if spec.precision == "int8" and out is not None:
             return case, out.float() * float("nan")
         return case, out
 
@@ -178,3 +178,25 @@ def test_scheme_rows_sit_beside_plain_dtypes_with_weight_bytes(tmp_path, fast_op
     w4 = df.loc["matmul/16x256x256/w4a16:g64/dense/fwd"]
     assert w4["status"] in ("ok", "unsupported") and (w4["status"] == "ok" or "w4a16" in w4["reason"]
                                                        or "torchao" in w4["reason"])
+
+
+def test_idle_power_is_taken_before_any_warm_up_and_a_cpu_warms_up_only_to_measure_roofs(tiny_suite, fast_options,
+                                                                                          monkeypatch):
+    """Idle power right after the quiet check (a device hot from the warm-up reads high); on a CPU whose roofs
+    are cached the warm-up is skipped: building and warming the first block's cases keeps it busy for longer."""
+    from hwprof.running import runner
+    calls = []
+    monkeypatch.setattr(runner, "idle_power", lambda meter, seconds: calls.append("idle") or 5.0)
+    monkeypatch.setattr(runner, "device_warmup", lambda device, seconds: calls.append("warm-up"))
+    monkeypatch.setattr(runner, "roofs_missing", lambda info, precisions, remeasure: True)
+    opts = dict(fast_options, roofs=False)
+    execute(RunOptions(suite=str(tiny_suite), **opts))
+    assert calls == ["idle"]                                   # no roofs to measure: no warm-up
+    calls.clear()
+    monkeypatch.setattr(runner, "_roofs", lambda s, notify: None)
+    execute(RunOptions(suite=str(tiny_suite), **fast_options))
+    assert calls == ["idle", "warm-up"]                       # roofs to measure: warmed up first, after idle
+    calls.clear()
+    monkeypatch.setattr(runner, "roofs_missing", lambda info, precisions, remeasure: False)
+    execute(RunOptions(suite=str(tiny_suite), **fast_options))
+    assert calls == ["idle"]                                   # all cached
