@@ -7,6 +7,7 @@ resumed session completes the rest without repeating it.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from hwprof.kernels.schemes import compute_precision
+from hwprof.kernels.quantized import torchao_version
+from hwprof.kernels.schemes import compute_precision, is_scheme
 from hwprof.measuring.contention import LoadProbe, nvml_other_processes, quiet_check, wait_for_quiet
 from hwprof.measuring.devices import Sensors, free_memory, usable_cpus
 from hwprof.measuring.measure import device_warmup, idle_power
@@ -97,6 +99,7 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
     the machine was busy is measured again (measuring.rounds)."""
     cpus = usable_cpus()
     if s.opts.quiet_check_s > 0:
+        importing = _import_in_background(s)
         with _measurement_window(s):
             qc = (wait_for_quiet(cpus, s.opts.wait_quiet_s, s.opts.quiet_check_s) if s.opts.wait_quiet_s > 0
                   else quiet_check(cpus, s.opts.quiet_check_s))
@@ -106,6 +109,8 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
             notify(f"the machine is not quiet: other processes use {qc.other_cores:.2f} cores "
                    f"(steal {qc.steal_frac:.0%}): {names}; rounds measured beside them are measured again, "
                    f"and rows that stay busy are flagged `contended`")
+        if importing is not None:
+            importing.join()             # done before idle power is read
     if "idle_power_w" not in s.meta:    # while the device is still idle from the quiet check, not hot from work
         with _measurement_window(s):
             s.meta["idle_power_w"] = {s.meter.source: idle_power(s.meter, s.opts.idle_s)}
@@ -177,6 +182,17 @@ def _against_baseline(s: Session, block: list, measured: list[tuple[Row, int]], 
         notify(f"{len(j.off)} rows have a hef whose interval lies outside every value of this machine's last runs "
                f"(flagged `off-history`): {', '.join(j.off[:3])}{' ...' if len(j.off) > 3 else ''}")
     return [(row, d) for row, (_, d) in zip(j.rows, measured)]
+
+
+def _import_in_background(s: Session) -> threading.Thread | None:
+    """Start importing torchao (about a second) when the suite has scheme rows, so that it runs during the
+    quiet check's idle second instead of after it: the import is this process's work, which the check leaves
+    out of what other processes use."""
+    if not any(is_scheme(spec.precision) for spec in s.suite.specs):
+        return None
+    thread = threading.Thread(target=torchao_version, name="hwprof-import", daemon=True)
+    thread.start()
+    return thread
 
 
 def _roof_precisions(s: Session) -> list[str]:

@@ -200,3 +200,39 @@ def test_idle_power_is_taken_before_any_warm_up_and_a_cpu_warms_up_only_to_measu
     monkeypatch.setattr(runner, "roofs_missing", lambda info, precisions, remeasure: False)
     execute(RunOptions(suite=str(tiny_suite), **fast_options))
     assert calls == ["idle"]                                   # all cached
+
+
+def test_torchao_is_imported_during_the_quiet_check_and_done_before_idle_power(tmp_path, fast_options, monkeypatch):
+    """The import (about a second) overlaps the quiet check's idle second; idle power waits for it."""
+    import threading
+    import time
+
+    from hwprof.measuring.contention import QuietCheck
+    from hwprof.running import runner
+    suite = tmp_path / "s.toml"
+    suite.write_text('budget_s = 0.05\nci_target = 0.5\nwarmup_s = 0.0\nmin_window_s = 0.0\nrounds = 2\n'
+                     'round_s = 0.0\n[[matmul]]\nshapes = [[16, 32, 32]]\nprecisions = ["fp32", "w8a16"]\n')
+    events = []
+
+    def slow_import():
+        events.append(("import", threading.current_thread().name))
+        time.sleep(0.2)
+        events.append(("imported", None))
+
+    def check(cpus, seconds):
+        events.append(("check", None))
+        return QuietCheck(seconds, 0.0, 0.0, [])
+    monkeypatch.setattr(runner, "torchao_version", slow_import)
+    monkeypatch.setattr(runner, "quiet_check", check)
+    monkeypatch.setattr(runner, "idle_power", lambda meter, seconds: events.append(("idle", None)))
+    execute(RunOptions(suite=str(suite), **dict(fast_options, quiet_check_s=0.01)))
+    assert [e for e, _ in events] == ["import", "check", "imported", "idle"] or \
+        [e for e, _ in events] == ["check", "import", "imported", "idle"]
+    assert events[[e for e, _ in events].index("import")][1] == "hwprof-import"
+    events.clear()
+    execute(RunOptions(suite=str(suite), **dict(fast_options, quiet_check_s=0.0)))
+    assert [e for e, _ in events] == ["idle"]                  # no quiet check: imported when a case needs it
+    events.clear()
+    suite.write_text(suite.read_text().replace(', "w8a16"', ""))
+    execute(RunOptions(suite=str(suite), **dict(fast_options, quiet_check_s=0.01)))
+    assert [e for e, _ in events] == ["check", "idle"]         # no scheme rows: nothing to import
