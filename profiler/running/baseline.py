@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from hwprof.measuring.contention import SLOWER_THAN_QUIET as SLOW_TOLERANCE
 from hwprof.measuring.devices import DeviceInfo
-from hwprof.running.machine_cache import fingerprint, machine_key, read_cached, write_cached
+from hwprof.running.machine_cache import fingerprint, machine_key, read_cached, update_cached
 from hwprof.running.results import Row
 
 HISTORY_RUNS = 10           # a configuration is compared with its last this many runs
@@ -180,21 +180,32 @@ class Baseline:
             out.append(r)
         return Judgement(out, state, compared, off, widened, times, hefs)
 
-    def add(self, run_id: str, times: dict[str, float], hefs: dict[str, float]) -> None:
-        if times or hefs:
-            self.runs = (self.runs + [{"run": run_id, "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                       "times": dict(times), "hef": dict(hefs)}])[-KEEP_RUNS:]
+    def add(self, run_id: str, times: dict[str, float], hefs: dict[str, float]) -> dict | None:
+        """Append a run (none without rows); the entry added."""
+        if not (times or hefs):
+            return None
+        entry = {"run": run_id, "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "times": dict(times), "hef": dict(hefs)}
+        self.runs = (self.runs + [entry])[-KEEP_RUNS:]
+        return entry
 
 
 def load_baseline(info: DeviceInfo) -> Baseline:
     """This machine's history (empty when there is none yet or its file does not parse)."""
     key = machine_key(info)
     fp = fingerprint(key)
-    data = read_cached(KIND, fp) or {}
-    runs = data.get("runs")
+    return Baseline(fp, key, _runs(read_cached(KIND, fp)))
+
+
+def _runs(data: dict | None) -> list[dict]:
+    runs = (data or {}).get("runs")
     ok = isinstance(runs, list) and all(isinstance(r, dict) and isinstance(r.get("times"), dict) for r in runs)
-    return Baseline(fp, key, runs if ok else [])
+    return runs if ok else []
 
 
-def store_baseline(b: Baseline) -> None:
-    write_cached(KIND, b.fingerprint, {"fingerprint": b.fingerprint, "machine": b.machine, "runs": b.runs})
+def record_run(b: Baseline, run_id: str, times: dict[str, float], hefs: dict[str, float]) -> None:
+    """Add a run to the history, in memory and on disk: appended to the file as it is now (under its lock),
+    not written over it, so a run that ended meanwhile keeps its entry."""
+    entry = b.add(run_id, times, hefs)
+    if entry is not None:
+        update_cached(KIND, b.fingerprint, lambda data: {"fingerprint": b.fingerprint, "machine": b.machine,
+                                                         "runs": (_runs(data) + [entry])[-KEEP_RUNS:]})

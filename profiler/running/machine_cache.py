@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import torch
 
@@ -64,3 +66,31 @@ def write_cached(kind: str, fp: str, data: dict) -> None:
         tmp.replace(path)
     except OSError:
         pass
+
+
+@contextmanager
+def _locked(kind: str, fp: str) -> Iterator[None]:
+    """An exclusive lock on the document (a lock file beside it), where the platform has flock; otherwise none."""
+    try:
+        import fcntl
+        path = _path(kind, fp).with_suffix(".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a")
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        fh.close()                           # closing releases the lock
+
+
+def update_cached(kind: str, fp: str, change: Callable[[dict | None], dict]) -> None:
+    """Read the cached document, change it and write it back under a lock, so that two processes updating
+    it at once (fleet nodes on one host) both land instead of the later write dropping the earlier one."""
+    with _locked(kind, fp):
+        write_cached(kind, fp, change(read_cached(kind, fp)))

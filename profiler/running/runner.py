@@ -22,7 +22,7 @@ from hwprof.kernels.schemes import compute_precision, is_scheme
 from hwprof.measuring.contention import LoadProbe, nvml_other_processes, quiet_check, wait_for_quiet
 from hwprof.measuring.devices import Sensors, free_memory, usable_cpus
 from hwprof.measuring.measure import device_warmup, idle_power
-from hwprof.running.baseline import load_baseline, store_baseline
+from hwprof.running.baseline import load_baseline, record_run
 from hwprof.running.blocks import measure_block, plan_blocks, plan_families
 from hwprof.running.modelplan import model_tags
 from hwprof.running.results import ResultsWriter, Row, read_results
@@ -155,8 +155,7 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
     finally:
         writer.close()
     if s.baseline is not None and (added["times"] or added["hefs"]):     # a complete sweep joins the history
-        s.baseline.add(s.run_dir.name, added["times"], added["hefs"])
-        store_baseline(s.baseline)
+        record_run(s.baseline, s.run_dir.name, added["times"], added["hefs"])
 
 
 def _against_baseline(s: Session, block: list, measured: list[tuple[Row, int]], added: dict,

@@ -148,15 +148,42 @@ def test_the_history_is_stored_per_machine_and_bounded(tmp_path, monkeypatch):
     b = bl.load_baseline(_info())
     assert b.runs == []
     for i in range(bl.KEEP_RUNS + 2):
-        b.add(f"run{i}", {R256: 1.0 + i}, {"x": 2.0})
-    b.add("empty", {}, {})                                                # a run without rows adds nothing
-    bl.store_baseline(b)
+        bl.record_run(b, f"run{i}", {R256: 1.0 + i}, {"x": 2.0})
+    bl.record_run(b, "empty", {}, {})                                     # a run without rows adds nothing
+    assert len(b.runs) == bl.KEEP_RUNS
     again = bl.load_baseline(_info())
     assert len(again.runs) == bl.KEEP_RUNS and again.runs[-1]["run"] == f"run{bl.KEEP_RUNS + 1}"
     assert bl.load_baseline(_info(name="Other CPU")).runs == []           # another machine has its own
     path = next((tmp_path / bl.KIND).glob("*.json"))
     path.write_text(json.dumps({"runs": [{"times": "no"}]}))
     assert bl.load_baseline(_info()).runs == []                           # a damaged file is no history
+
+
+def test_two_runs_ending_at_once_both_join_the_history(tmp_path, monkeypatch):
+    """Each loaded the history before the other ended (fleet nodes on one host): neither drops the other."""
+    monkeypatch.setenv("HWPROF_CACHE_DIR", str(tmp_path))
+    from tests.running.test_roofs import _info
+    first, second = bl.load_baseline(_info()), bl.load_baseline(_info())
+    bl.record_run(first, "a", {R256: 1.0}, {})
+    bl.record_run(second, "b", {R256: 1.1}, {})
+    assert [r["run"] for r in bl.load_baseline(_info()).runs] == ["a", "b"]
+    assert [r["run"] for r in second.runs] == ["b"]                       # its own view is what it judged with
+
+
+def test_concurrent_updates_under_the_lock_all_land(tmp_path, monkeypatch):
+    import threading
+
+    from hwprof.running.machine_cache import read_cached, update_cached
+    monkeypatch.setenv("HWPROF_CACHE_DIR", str(tmp_path))
+
+    def append(i):
+        update_cached("t", "fp", lambda d: {"n": (d or {}).get("n", []) + [i]})
+    threads = [threading.Thread(target=append, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(read_cached("t", "fp")["n"]) == list(range(16))
 
 
 def test_a_run_slower_than_its_history_is_flagged_and_joins_it(tiny_suite, fast_options):
