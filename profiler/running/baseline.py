@@ -90,6 +90,11 @@ def run_spread(values: list[float]) -> float | None:
     return statistics.stdev(recent) if len(recent) >= MIN_HISTORY else None
 
 
+def import_quantiles() -> None:
+    """Import what `widen` needs ahead of time (a runner does it while it waits idle anyway)."""
+    import scipy.special  # noqa: F401
+
+
 def widen(hef: float, ci: tuple[float | None, float | None], sd: float, runs: int,
           confidence: float) -> tuple[float, float]:
     """Pure: hef's interval made to cover the run-to-run spread as well as its rounds' spread.

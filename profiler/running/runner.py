@@ -22,7 +22,7 @@ from hwprof.kernels.schemes import compute_precision, is_scheme
 from hwprof.measuring.contention import LoadProbe, nvml_other_processes, quiet_check, wait_for_quiet
 from hwprof.measuring.devices import Sensors, free_memory, usable_cpus
 from hwprof.measuring.measure import device_warmup, idle_power
-from hwprof.running.baseline import load_baseline, record_run
+from hwprof.running.baseline import import_quantiles, load_baseline, record_run
 from hwprof.running.blocks import measure_block, plan_blocks, plan_families
 from hwprof.running.modelplan import model_tags
 from hwprof.running.results import ResultsWriter, Row, read_results
@@ -184,12 +184,14 @@ def _against_baseline(s: Session, block: list, measured: list[tuple[Row, int]], 
 
 
 def _import_in_background(s: Session) -> threading.Thread | None:
-    """Start importing torchao (about a second) when the suite has scheme rows, so that it runs during the
-    quiet check's idle second instead of after it: the import is this process's work, which the check leaves
-    out of what other processes use."""
-    if not any(is_scheme(spec.precision) for spec in s.suite.specs):
+    """Start importing what the run will need later, torchao (about a second, when the suite has scheme rows)
+    and scipy's quantiles (for the history), so that it runs during the quiet check's idle second instead of
+    after it: the import is this process's work, which the check leaves out of what other processes use."""
+    todo = ([torchao_version] if any(is_scheme(spec.precision) for spec in s.suite.specs) else []) + \
+        ([import_quantiles] if s.opts.baseline else [])
+    if not todo:
         return None
-    thread = threading.Thread(target=torchao_version, name="hwprof-import", daemon=True)
+    thread = threading.Thread(target=lambda: [f() for f in todo], name="hwprof-import", daemon=True)
     thread.start()
     return thread
 
