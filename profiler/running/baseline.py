@@ -53,9 +53,14 @@ class StateCheck:
                 "ratios": self.ratios, "tolerance": SLOW_TOLERANCE}
 
 
+def _recent(values: list[float]) -> list[float]:
+    """A configuration's values from its last HISTORY_RUNS runs (oldest first), non-positive ones left out."""
+    return [v for v in values[-HISTORY_RUNS:] if v > 0]
+
+
 def quiet_time(values: list[float]) -> float | None:
     """Pure: the quiet-state time of one reference from its history (oldest first), or None with too few."""
-    recent = [v for v in values[-HISTORY_RUNS:] if v > 0]
+    recent = _recent(values)
     if len(recent) < MIN_HISTORY:
         return None
     return statistics.quantiles(recent, n=4, method="inclusive")[0]
@@ -79,15 +84,16 @@ def check_state(current: dict[str, float], runs: list[dict]) -> StateCheck:
 
 def hef_range(values: list[float]) -> tuple[float, float] | None:
     """Pure: the range of a configuration's last HISTORY_RUNS hefs (oldest first), or None with too few."""
-    recent = [v for v in values[-HISTORY_RUNS:] if v > 0]
+    recent = _recent(values)
     return (min(recent), max(recent)) if len(recent) >= MIN_HISTORY else None
 
 
-def run_spread(values: list[float]) -> float | None:
-    """Pure: the standard deviation of ln hef over a configuration's last HISTORY_RUNS runs (oldest first),
-    or None with fewer than MIN_HISTORY: how much one run's hef moves between runs on this machine."""
-    recent = [math.log(v) for v in values[-HISTORY_RUNS:] if v > 0 and math.isfinite(v)]
-    return statistics.stdev(recent) if len(recent) >= MIN_HISTORY else None
+def run_spread(values: list[float]) -> tuple[float, int] | None:
+    """Pure: the standard deviation of ln hef over a configuration's last HISTORY_RUNS runs (oldest first) and
+    how many runs it came from, or None with fewer than MIN_HISTORY: how much one run's hef moves between runs
+    on this machine."""
+    logs = [math.log(v) for v in _recent(values) if math.isfinite(v)]
+    return (statistics.stdev(logs), len(logs)) if len(logs) >= MIN_HISTORY else None
 
 
 def import_quantiles() -> None:
@@ -105,16 +111,19 @@ def widen(hef: float, ci: tuple[float | None, float | None], sd: float, runs: in
     rounds' own interval is kept where it is wider."""
     from scipy.special import stdtrit       # imported here: only runs with a history need it
     t = float(stdtrit(runs - 1, 1.0 - (1.0 - confidence) / 2.0))
-    lo = ci[0] if ci[0] is not None and math.isfinite(ci[0]) else hef
-    hi = ci[1] if ci[1] is not None and math.isfinite(ci[1]) else hef
+    lo, hi = _bounds(hef, ci)
     return min(lo, hef * math.exp(-t * sd)), max(hi, hef * math.exp(t * sd))
 
 
 def off_history(hef: float, ci: tuple[float | None, float | None], past: tuple[float, float]) -> bool:
     """Pure: the hef's interval (the hef itself where it has none) lies wholly outside the past range."""
-    lo = ci[0] if ci[0] is not None and math.isfinite(ci[0]) else hef
-    hi = ci[1] if ci[1] is not None and math.isfinite(ci[1]) else hef
+    lo, hi = _bounds(hef, ci)
     return lo > past[1] or hi < past[0]
+
+
+def _bounds(hef: float, ci: tuple[float | None, float | None]) -> tuple[float, float]:
+    """The interval's ends, the hef itself standing in for a missing or non-finite one."""
+    return tuple(v if v is not None and math.isfinite(v) else hef for v in ci)
 
 
 @dataclass
@@ -146,9 +155,6 @@ class Baseline:
     def _hefs(self, config_id: str) -> list[float]:
         return [r["hef"][config_id] for r in self.runs if config_id in (r.get("hef") or {})]
 
-    def past_hef(self, config_id: str) -> tuple[float, float] | None:
-        return hef_range(self._hefs(config_id))
-
     def judge(self, rows: list[Row], references: set[str], confidence: float) -> Judgement:
         """Flag the block's rows and widen their hef intervals (see the module docstring); contended rows
         neither judge nor join, and keep their own intervals."""
@@ -165,17 +171,17 @@ class Baseline:
             if slow and r.status == "ok":
                 flags.append("slow-machine")
             if usable(r) and r.config_id not in references and r.hef_time is not None and math.isfinite(r.hef_time):
-                past = self.past_hef(r.config_id)
+                past_hefs = self._hefs(r.config_id)
+                past = hef_range(past_hefs)
                 if past is not None:
                     compared += 1
                     if off_history(r.hef_time, (r.hef_time_ci_low, r.hef_time_ci_high), past):
                         flags.append("off-history")
                         off.append(r.config_id)
-                past_hefs = self._hefs(r.config_id)
-                sd = run_spread(past_hefs)
-                if sd is not None:
-                    lo, hi = widen(r.hef_time, (r.hef_time_ci_low, r.hef_time_ci_high), sd,
-                                   min(len(past_hefs), HISTORY_RUNS), confidence)
+                moved = run_spread(past_hefs)
+                if moved is not None:
+                    sd, runs = moved
+                    lo, hi = widen(r.hef_time, (r.hef_time_ci_low, r.hef_time_ci_high), sd, runs, confidence)
                     spread = {"hef_time_ci_low": lo, "hef_time_ci_high": hi, "hef_time_run_sd": sd}
                     widened += 1
                 if not slow:

@@ -125,10 +125,17 @@ def sweep_compute_roof(precision: str, device: torch.device, timer: Timer, budge
     return best or ComputeRoof(precision, None, reason="no size fitted in memory")
 
 
+def _cached_and_missing(info: DeviceInfo, precisions: list[str], remeasure: bool) -> tuple[Roofs | None, list[str]]:
+    """The cached roofs (None when remeasuring or none yet) and the precisions they lack, each once."""
+    roofs = None if remeasure else load_cached(info)
+    have = roofs.compute if roofs is not None else {}
+    return roofs, [p for p in dict.fromkeys(precisions) if p not in have]
+
+
 def roofs_missing(info: DeviceInfo, precisions: list[str], remeasure: bool = False) -> bool:
     """Whether get_roofs would measure: nothing cached for this machine, or a precision not yet in it."""
-    roofs = None if remeasure else load_cached(info)
-    return roofs is None or any(p not in roofs.compute for p in precisions)
+    roofs, missing = _cached_and_missing(info, precisions, remeasure)
+    return roofs is None or bool(missing)
 
 
 def get_roofs(info: DeviceInfo, device: torch.device, timer: Timer, precisions: list[str],
@@ -136,13 +143,12 @@ def get_roofs(info: DeviceInfo, device: torch.device, timer: Timer, precisions: 
               notify: Callable[[str], None] = lambda text: None) -> Roofs:
     """The cached roofs, with any precision they lack measured now (all of them when `remeasure`)."""
     key = machine_key(info)
-    roofs = None if remeasure else load_cached(info)
+    roofs, missing = _cached_and_missing(info, precisions, remeasure)
     t0 = time.perf_counter()
     if roofs is None:
         notify("measuring this machine's roofs (once; cached for later runs)")
         roofs = Roofs(fingerprint(key), key, time.strftime("%Y-%m-%d"), measure_memory_roof(device, timer=timer))
     budget = budget_per_precision_s or (3.0 if device.type == "cuda" else 1.0)
-    missing = [p for p in dict.fromkeys(precisions) if p not in roofs.compute]
     for p in missing:
         roofs.compute[p] = sweep_compute_roof(p, device, timer, budget)
     if missing or not roofs.cached:

@@ -76,8 +76,9 @@ def first_calls(suite_name: str, rebuilds: int = 5) -> int:
     import torch
 
     from hwprof import kernels
+    from hwprof.measuring.timing import CpuTimer
     from hwprof.running.suite import load_suite
-    device = torch.device("cpu")
+    device, timer = torch.device("cpu"), CpuTimer()
     for spec in load_suite(suite_name, "cpu").specs:
         try:
             case, _ = kernels.build_case(spec, device, 0)
@@ -86,22 +87,16 @@ def first_calls(suite_name: str, rebuilds: int = 5) -> int:
         with case.context():
             for _ in range(5):
                 case.run()
-            warm = statistics.median(_timed(case.run) for _ in range(21))
+            warm = statistics.median(timer.time_batch(case.run, 1) for _ in range(21))
         firsts = []
         for _ in range(rebuilds):
             case = None
             case, _ = kernels.build_case(spec, device, 0, probe=False)
             with case.context():
-                firsts.append((_timed(case.run), _timed(case.run)))
+                firsts.append((timer.time_batch(case.run, 1), timer.time_batch(case.run, 1)))
         print(f"{spec.config_id:50s} warm {warm * 1e6:10.1f} us   1st call x{statistics.median(f[0] for f in firsts) / warm:5.2f}"
               f"   2nd x{statistics.median(f[1] for f in firsts) / warm:5.2f}")
     return 0
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 if __name__ == "__main__":

@@ -89,18 +89,19 @@ def test_judged_rows_carry_their_run_to_run_spread_in_the_interval():
     j = hist.judge([row("ref", 1.0, 1.0, 1.0), row("a", 2.1, 2.09, 2.11), row("c", 2.1, 2.0, 2.2, flags="contended"),
                     row("d", 2.0, 1.9, 2.1)], {"ref"}, 0.975)
     ref, a, c, d = j.rows
-    sd = run_spread([2.0, 2.1, 2.2])
+    sd, runs = run_spread([2.0, 2.1, 2.2])
     assert j.widened == 1 and a.hef_time_run_sd == pytest.approx(sd)
-    assert (a.hef_time_ci_low, a.hef_time_ci_high) == widen(2.1, (2.09, 2.11), sd, 3, 0.975)
+    assert runs == 3 and (a.hef_time_ci_low, a.hef_time_ci_high) == widen(2.1, (2.09, 2.11), sd, 3, 0.975)
     assert a.hef_time_ci_low < 2.0 and a.hef_time_ci_high > 2.2        # three runs say little: wide
     assert (ref.hef_time_ci_low, c.hef_time_ci_low, d.hef_time_ci_low) == (1.0, 2.0, 1.9)   # not widened
     assert ref.hef_time_run_sd is None and c.hef_time_run_sd is None and d.hef_time_run_sd is None
 
 
 def test_run_spread_and_widening_arithmetic():
-    assert run_spread([2.0, 2.0]) is None and run_spread([2.0] * 3) == 0.0
-    assert run_spread([50.0] + [1.0] * HISTORY_RUNS) == 0.0                # only the last runs count
-    assert run_spread([1.0, math.exp(0.1), math.exp(-0.1)]) == pytest.approx(0.1)
+    assert run_spread([2.0, 2.0]) is None and run_spread([2.0] * 3) == (0.0, 3)
+    assert run_spread([50.0] + [1.0] * HISTORY_RUNS) == (0.0, HISTORY_RUNS)   # only the last runs count
+    assert run_spread([1.0, math.exp(0.1), math.exp(-0.1)])[0] == pytest.approx(0.1)
+    assert run_spread([1.0, 0.0, 1.0, 1.0]) == (0.0, 3)                    # a run's count is the values used
     assert widen(2.0, (1.0, 3.0), 0.01, 10, 0.975) == (1.0, 3.0)       # the rounds' interval is wider: kept
     lo, hi = widen(2.0, (None, None), 0.1, 10, 0.975)
     assert lo * hi == pytest.approx(4.0) and 0.25 < math.log(hi / 2.0) < 0.30     # t(9, 0.9875) = 2.685
@@ -122,7 +123,8 @@ def test_widened_intervals_cover_the_truth_at_their_level(past):
         history = [_one_run(rng, 0.03, 0.01)[0] for _ in range(past)]
         hef, lo, hi = _one_run(rng, 0.03, 0.01)
         rounds_only += lo <= 1.0 <= hi
-        w_lo, w_hi = widen(hef, (lo, hi), run_spread(history), past, 0.975)
+        sd, runs = run_spread(history)
+        w_lo, w_hi = widen(hef, (lo, hi), sd, runs, 0.975)
         widened += w_lo <= 1.0 <= w_hi
     assert rounds_only / trials < 0.6
     assert widened / trials >= 0.965
@@ -133,7 +135,7 @@ def test_two_runs_fall_inside_each_others_widened_interval():
     intervals for >= 90% of configurations, where their rounds' intervals alone manage about half."""
     rng, trials, rounds_only, widened = random.Random(11), 3000, 0, 0
     for _ in range(trials):
-        sd = run_spread([_one_run(rng, 0.02, 0.01)[0] for _ in range(10)])
+        sd, _ = run_spread([_one_run(rng, 0.02, 0.01)[0] for _ in range(10)])
         (a, alo, ahi), (b, blo, bhi) = _one_run(rng, 0.02, 0.01), _one_run(rng, 0.02, 0.01)
         rounds_only += alo <= b <= ahi and blo <= a <= bhi
         (wa_lo, wa_hi), (wb_lo, wb_hi) = widen(a, (alo, ahi), sd, 10, 0.975), widen(b, (blo, bhi), sd, 10, 0.975)
