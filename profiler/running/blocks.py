@@ -197,7 +197,7 @@ def _rebuild(b: _Built, s: Session) -> None:
         try:
             # No probing call: the case ran before. Its first call in fresh memory took 0.99-1.04x a warm one
             # for kernels whose window holds a call or two, up to 1.5x for short ones whose window holds dozens
-            # of batches, whose median one batch cannot move (README, Method); probing cost ~1 s of the quick suite.
+            # of batches, whose median one batch cannot move (README, Method); a probe is one more call per pass.
             case, _ = kernels.build_case(spec, s.device, s.seed, probe=False)
         except Exception as e:
             arm.error = e

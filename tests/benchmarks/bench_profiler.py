@@ -4,6 +4,7 @@ share of ok rows whose 95% CI meets the target, and peak memory of the process.
     python tests/benchmarks/bench_profiler.py                  # quick suite
     python tests/benchmarks/bench_profiler.py --suite standard
     python tests/benchmarks/bench_profiler.py --first-calls    # what skipping the probe on a rebuild costs
+    python tests/benchmarks/bench_profiler.py --phases         # where the time outside windows goes
 
 Targets (quick suite, 2-core machine): wall <= 60 s, overhead outside measurement windows <= 5% of the
 runner's wall time. Also reported: rows whose time and hef intervals meet the CI target, contended rows.
@@ -32,9 +33,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("reports"))
     ap.add_argument("--first-calls", action="store_true",
                     help="per configuration of the suite, its first and second call after a rebuild against warm")
+    ap.add_argument("--phases", action="store_true",
+                    help="the run's time outside measurement windows split by phase (timers around them)")
     args = ap.parse_args(argv)
     if args.first_calls:
         return first_calls(args.suite)
+    if args.phases:
+        return phases(args.suite, args.out)
     t0 = time.perf_counter()
     result = execute(RunOptions(suite=args.suite, device=args.device, out_dir=args.out,
                                 command=["bench_profiler.py", *sys.argv[1:]]), notify=print)
@@ -65,6 +70,41 @@ def main(argv=None) -> int:
                   ("overhead", overhead <= target["overhead"])]
         for name, ok_ in checks:
             print(f"target {name:20s} {'met' if ok_ else 'MISSED'} ({target[name]})")
+    return 0
+
+
+def phases(suite_name: str, out: Path) -> int:
+    """One run with timers around the phases outside measurement windows: the first builds (probing call and
+    error included), warm-up and batch choice, rebuilds between passes, the device warm-up, and the
+    background import (how long it took, and how long the run then waited for it)."""
+    import threading
+
+    from hwprof.running import blocks, runner
+    spent: dict[str, float] = {}
+
+    def timed(module, name, label):
+        fn = getattr(module, name)
+
+        def wrapper(*a, **kw):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - t0
+        setattr(module, name, wrapper)
+    timed(blocks, "_build_family", "first builds, warm-ups and batches")
+    timed(blocks, "prepare_arm", "  of which warm-ups and batches")
+    timed(blocks, "_rebuild", "rebuilds between passes")
+    timed(runner, "device_warmup", "device warm-up")
+    timed(threading.Thread, "join", "waiting for the background import")
+    timed(runner, "torchao_version", "background import of torchao (overlaps the quiet check)")
+    timed(runner, "import_quantiles", "background import of scipy (overlaps the quiet check)")
+    result = execute(RunOptions(suite=suite_name, device="cpu", out_dir=out, command=["bench_profiler.py", "--phases"]))
+    meta = result.meta
+    print(f"wall {meta['wall_s']:.2f} s, outside measurement windows {meta['wall_s'] - meta['measured_s']:.2f} s "
+          f"({1 - meta['measured_s'] / meta['wall_s']:.2%}); contention {meta.get('contention')}")
+    for label, seconds in spent.items():
+        print(f"  {label:48s} {seconds:6.2f} s")
     return 0
 
 
