@@ -102,6 +102,10 @@ def neighbour(out: Path, start_after_s: float = 8.0, seconds: float = 15.0) -> i
     print(f"ok rows: {len(both)}; flagged contended: {int(flagged.sum())}; re-measured: "
           f"{(meta.get('contention') or {}).get('remeasured_rows')}; unflagged rows within 10% of the quiet run: "
           f"{int((agree & ~flagged).sum())} of {int((~flagged).sum())}")
+    hefs = both[both["hef_time_q"] != 1.0]
+    hef_off = (hefs["hef_time_n"] / hefs["hef_time_q"] - 1).abs()
+    print(f"non-reference rows whose hef_time is within 10% of the quiet run's: {int((hef_off <= 0.10).sum())} of "
+          f"{len(hefs)}" + (f" (largest {hef_off.max():.1%}, {hef_off.idxmax()})" if len(hefs) else ""))
     for cid in both.index[~flagged & ~agree]:
         r = both.loc[cid]
         print(f"  unflagged and off: {cid}: {r['time_s_median_n']:.4g} s vs quiet {r['time_s_median_q']:.4g} s, "

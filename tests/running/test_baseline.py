@@ -114,6 +114,17 @@ def _one_run(rng, effect_sd, round_sd, rounds=8):
     return (xs[3] + xs[4]) / 2, xs[0], xs[-1]        # median, and its 8-round interval (the range)
 
 
+def test_runs_differing_only_by_round_noise_agree_within_their_ranges_92_percent_of_the_time():
+    """The README's yardstick: two 8-round runs from one distribution, each median inside the other's range of
+    rounds (the quick suite's interval), whatever the distribution; real runs here did so in 15-88% of rows."""
+    rng, trials, agree = random.Random(5), 20000, 0
+    for _ in range(trials):
+        a, b = sorted(rng.random() for _ in range(8)), sorted(rng.random() for _ in range(8))
+        ma, mb = (a[3] + a[4]) / 2, (b[3] + b[4]) / 2
+        agree += a[0] <= mb <= a[-1] and b[0] <= ma <= b[-1]
+    assert 0.91 <= agree / trials <= 0.94
+
+
 @pytest.mark.parametrize("past", [3, 10])
 def test_widened_intervals_cover_the_truth_at_their_level(past):
     """Seeded simulation: a hef whose runs move by more than their rounds show. The rounds' interval covers
