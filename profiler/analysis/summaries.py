@@ -85,6 +85,8 @@ class MachineState:
     slow_rounds: int = 0            # rounds dropped because the reference ran slower than the quiet machine
     widened: int = 0                # rows whose hef interval includes their run-to-run spread
     run_sd: float | None = None     # the median of those rows' run-to-run sd of ln hef
+    energy_widened: int = 0         # the same for hef_energy
+    energy_run_sd: float | None = None
 
     def sentence(self) -> str:
         """What the history said, in words (the report and the terminal share them)."""
@@ -109,6 +111,9 @@ class MachineState:
         if self.widened:
             parts.append(f"{self.widened} rows' hef intervals also cover how much their hef moved between this "
                          f"machine's last runs (median sd {self.run_sd:.1%}).")
+        if self.energy_widened:
+            parts.append(f"{self.energy_widened} rows' hef_energy intervals likewise, by their last runs with the "
+                         f"same meter (median sd {self.energy_run_sd:.1%}).")
         return " ".join(parts)
 
 
@@ -118,12 +123,14 @@ def machine_state(df: pd.DataFrame, meta: dict) -> MachineState:
     flags = df["flags"].fillna("").str.split(",")
     slowdowns = [c["slowdown"] for c in checks if c.get("slowdown") is not None]
     rows = meta.get("history_checks") or {}
-    sds = df["hef_time_run_sd"].dropna() if "hef_time_run_sd" in df else pd.Series(dtype=float)
+    sds, energy_sds = (df[c].dropna() if c in df else pd.Series(dtype=float)
+                       for c in ("hef_time_run_sd", "hef_energy_run_sd"))
     return MachineState(history.get("runs") if history else None, len(slowdowns),
                         int(flags.apply(lambda f: "slow-machine" in f).sum()), max(slowdowns) if slowdowns else None,
                         int(rows.get("compared_rows", 0)), int(flags.apply(lambda f: "off-history" in f).sum()),
                         int((meta.get("contention") or {}).get("slow_rounds", 0)), len(sds),
-                        float(sds.median()) if len(sds) else None)
+                        float(sds.median()) if len(sds) else None, len(energy_sds),
+                        float(energy_sds.median()) if len(energy_sds) else None)
 
 
 @dataclass(frozen=True)

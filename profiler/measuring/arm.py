@@ -42,7 +42,7 @@ class RoundsMeasurement(PerCallEnergy):
     flush_energy_j: float = 0.0
     paired_energy_ratio: float | None = None     # reference J/call over configuration J/call, same rounds
     reference_batch: int = 0
-    discarded_rounds: int = 0                    # rounds measured again because the machine was busy
+    discarded_rounds: int = 0                    # rounds measured again: the machine was busy or slow
 
 
 @dataclass

@@ -105,7 +105,7 @@ class Family:
         if busy or slow:
             self.discarded += int(busy)
             self.slow_discarded += int(slow)
-            for a in arms:
+            for a in arms + ([self.reference] if self.reference is not None else []):   # its windows too
                 a.discarded += 1
             return
         self._keep(windows, load)

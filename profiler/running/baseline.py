@@ -7,7 +7,8 @@ many small parallel steps far more), so hef moves by more than a run's intervals
 minute they were measured in. No probe inside the run can tell; the machine's history can.
 
 Each complete run adds to this machine's history (`machine_cache`, kind "baseline") its references' median
-times (the fp32 dense realisations every family measures throughout) and its other rows' hef_time. A block
+times (the fp32 dense realisations every family measures throughout) and its other rows' hef_time and
+hef_energy (by energy source). A block
 of a later run is judged against it in two ways:
 - the machine: its references against the machine's quiet state, per reference the lower quartile of its
   last HISTORY_RUNS medians (robust to one lucky run, where a median would take a busy spell for normal: a
@@ -16,7 +17,8 @@ of a later run is judged against it in two ways:
 - each row: a hef whose whole interval lies outside the range of the configuration's last HISTORY_RUNS
   values is `off-history`: it disagrees with every earlier run here beyond its own uncertainty.
 Then each row's hef interval is widened to cover the run-to-run spread of its configuration's last runs
-(`widen`): rounds within one run cannot see how much a whole run moves, the history can.
+(`widen`): rounds within one run cannot see how much a whole run moves, the history can. hef_energy's
+interval likewise, from its last runs measured by the same kind of meter.
 A run judged slow adds its references' times (the quartile needs the slow runs too) but not its hefs.
 """
 from __future__ import annotations
@@ -136,6 +138,7 @@ class Judgement:
     widened: int = 0                      # rows whose hef interval now covers their run-to-run spread
     times: dict[str, float] = field(default_factory=dict)
     hefs: dict[str, float] = field(default_factory=dict)
+    energy_hefs: dict[str, dict[str, float]] = field(default_factory=dict)    # by energy_source
 
 
 @dataclass
@@ -143,7 +146,8 @@ class Baseline:
     """One machine's history of reference times and hefs."""
     fingerprint: str
     machine: dict
-    runs: list[dict] = field(default_factory=list)   # {"run", "date", "times": {id: s}, "hef": {id: hef}}
+    # {"run", "date", "times": {id: s}, "hef": {id: hef}, "hef_energy": {energy_source: {id: hef}}}
+    runs: list[dict] = field(default_factory=list)
 
     def check(self, current: dict[str, float]) -> StateCheck:
         return check_state(current, self.runs)
@@ -155,6 +159,11 @@ class Baseline:
     def _hefs(self, config_id: str) -> list[float]:
         return [r["hef"][config_id] for r in self.runs if config_id in (r.get("hef") or {})]
 
+    def _energy_hefs(self, config_id: str, source: str) -> list[float]:
+        """A configuration's past hef_energy by one meter (an estimate's spread says nothing of RAPL's)."""
+        by = [(r.get("hef_energy") or {}).get(source) or {} for r in self.runs]
+        return [b[config_id] for b in by if config_id in b]
+
     def judge(self, rows: list[Row], references: set[str], confidence: float) -> Judgement:
         """Flag the block's rows and widen their hef intervals (see the module docstring); contended rows
         neither judge nor join, and keep their own intervals."""
@@ -165,39 +174,59 @@ class Baseline:
         state = self.check(times) if times else None
         state = state if state is not None and state.ratios else None
         slow = state is not None and state.slow
-        out, off, compared, hefs, widened = [], [], 0, {}, 0
+        j = Judgement([], state, times=times)
         for r in rows:
             flags, spread = [], {}
             if slow and r.status == "ok":
                 flags.append("slow-machine")
-            if usable(r) and r.config_id not in references and r.hef_time is not None and math.isfinite(r.hef_time):
+            if usable(r) and r.config_id not in references and _finite(r.hef_time):
                 past_hefs = self._hefs(r.config_id)
                 past = hef_range(past_hefs)
                 if past is not None:
-                    compared += 1
+                    j.compared += 1
                     if off_history(r.hef_time, (r.hef_time_ci_low, r.hef_time_ci_high), past):
                         flags.append("off-history")
-                        off.append(r.config_id)
-                moved = run_spread(past_hefs)
-                if moved is not None:
-                    sd, runs = moved
-                    lo, hi = widen(r.hef_time, (r.hef_time_ci_low, r.hef_time_ci_high), sd, runs, confidence)
-                    spread = {"hef_time_ci_low": lo, "hef_time_ci_high": hi, "hef_time_run_sd": sd}
-                    widened += 1
+                        j.off.append(r.config_id)
+                spread = _widened(r.hef_time, (r.hef_time_ci_low, r.hef_time_ci_high), past_hefs, confidence,
+                                  ("hef_time_ci_low", "hef_time_ci_high", "hef_time_run_sd"))
+                j.widened += bool(spread)
                 if not slow:
-                    hefs[r.config_id] = r.hef_time
+                    j.hefs[r.config_id] = r.hef_time
+                if _finite(r.hef_energy) and r.energy_source not in ("", "none"):
+                    spread |= _widened(r.hef_energy, (r.hef_energy_ci_low, r.hef_energy_ci_high),
+                                       self._energy_hefs(r.config_id, r.energy_source), confidence,
+                                       ("hef_energy_ci_low", "hef_energy_ci_high", "hef_energy_run_sd"))
+                    if not slow:
+                        j.energy_hefs.setdefault(r.energy_source, {})[r.config_id] = r.hef_energy
             if flags or spread:
                 r = replace(r, flags=",".join(filter(None, [r.flags, *flags])), **spread)
-            out.append(r)
-        return Judgement(out, state, compared, off, widened, times, hefs)
+            j.rows.append(r)
+        return j
 
-    def add(self, run_id: str, times: dict[str, float], hefs: dict[str, float]) -> dict | None:
+    def add(self, run_id: str, times: dict[str, float], hefs: dict[str, float],
+            energy_hefs: dict[str, dict[str, float]] | None = None) -> dict | None:
         """Append a run (none without rows); the entry added."""
         if not (times or hefs):
             return None
         entry = {"run": run_id, "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "times": dict(times), "hef": dict(hefs)}
+        if energy_hefs:
+            entry["hef_energy"] = {source: dict(h) for source, h in energy_hefs.items()}
         self.runs = (self.runs + [entry])[-KEEP_RUNS:]
         return entry
+
+
+def _finite(v: float | None) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def _widened(hef: float, ci: tuple[float | None, float | None], past: list[float], confidence: float,
+             columns: tuple[str, str, str]) -> dict:
+    """The row's new interval and run-to-run sd under `columns` (low, high, sd), or nothing without a spread."""
+    moved = run_spread(past)
+    if moved is None:
+        return {}
+    sd, runs = moved
+    return dict(zip(columns, (*widen(hef, ci, sd, runs, confidence), sd)))
 
 
 def load_baseline(info: DeviceInfo) -> Baseline:
@@ -213,10 +242,11 @@ def _runs(data: dict | None) -> list[dict]:
     return runs if ok else []
 
 
-def record_run(b: Baseline, run_id: str, times: dict[str, float], hefs: dict[str, float]) -> None:
+def record_run(b: Baseline, run_id: str, times: dict[str, float], hefs: dict[str, float],
+               energy_hefs: dict[str, dict[str, float]] | None = None) -> None:
     """Add a run to the history, in memory and on disk: appended to the file as it is now (under its lock),
     not written over it, so a run that ended meanwhile keeps its entry."""
-    entry = b.add(run_id, times, hefs)
+    entry = b.add(run_id, times, hefs, energy_hefs)
     if entry is not None:
         update_cached(KIND, b.fingerprint, lambda data: {"fingerprint": b.fingerprint, "machine": b.machine,
                                                          "runs": (_runs(data) + [entry])[-KEEP_RUNS:]})

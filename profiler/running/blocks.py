@@ -87,9 +87,8 @@ class _Built:
 
 
 def measure_block(block: list[FamilyPlan], s: Session, sensors: Sensors, probe: LoadProbe,
-                  on_pass: Callable[[int, float], None] = lambda passes, completed: None) -> list[tuple[Row, int]]:
-    """Build, warm and measure a block's configurations in passes: (row, rounds discarded as busy) in
-    suite order. One configuration's failure becomes its error row; the others go on. After each pass,
+                  on_pass: Callable[[int, float], None] = lambda passes, completed: None) -> list[Row]:
+    """Build, warm and measure a block's configurations in passes: their rows in suite order. One configuration's failure becomes its error row; the others go on. After each pass,
     on_pass hears the passes run and the block's configurations done (see `progress`)."""
     built: list[_Built] = []
     try:
@@ -207,7 +206,7 @@ def _rebuild(b: _Built, s: Session) -> None:
         b.cases[cid], arm.fn, arm.context = case, case.run, case.context
 
 
-def _rows(b: _Built, s: Session) -> list[tuple[Row, int]]:
+def _rows(b: _Built, s: Session) -> list[Row]:
     """The family's rows in suite order; the reference's first, since its configurations' hef needs it."""
     fam, ref_id = b.family, b.plan.reference.config_id
     if fam is not None:
@@ -226,8 +225,7 @@ def _rows(b: _Built, s: Session) -> list[tuple[Row, int]]:
         m = fam.measurement(arm)
         out[cid] = ok_row(spec, b.cases[cid], m, s.device, s.info, b.rel_errors[cid],
                           None if cid == ref_id else reference, b.before, b.after, s.roofs)
-    return [(out[c.config_id], b.arms[c.config_id].discarded if c.config_id in b.arms else 0)
-            for c in b.plan.configs]
+    return [out[c.config_id] for c in b.plan.configs]
 
 
 def _release(device: torch.device) -> None:

@@ -77,6 +77,8 @@ class Row:
     node_id: str = ""                           # fleet runs: the Ray node (and logical node) that measured it
     device_uuid: str = ""                       # fleet runs: NVML UUID on a GPU; CPU model @ host on a CPU
     hef_time_run_sd: float | None = None        # sd of ln hef_time over this machine's last runs, in the interval
+    rounds_remeasured: int | None = None        # rounds dropped and measured again (busy or slow machine)
+    hef_energy_run_sd: float | None = None      # the same as hef_time_run_sd for hef_energy, by one meter
 
     def as_dict(self) -> dict:
         """The row keyed by column name."""

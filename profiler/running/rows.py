@@ -61,7 +61,7 @@ def ok_row(spec: Spec, case: Case, m: RoundsMeasurement, device: torch.device, i
         temp_c_start=before.get("temp_c"), temp_c_end=after.get("temp_c"),
         cpu_other_cores=m.load.other_cores if m.load else None,
         cpu_steal_frac=m.load.steal_frac if m.load else None,
-        rounds=len(m.config.round_medians),
+        rounds=len(m.config.round_medians), rounds_remeasured=m.discarded_rounds,
     )
     # MFU from the work done: logical FLOP/s of a sparse or causal row can exceed the peak, which would read
     # as utilisation above 100%.

@@ -133,7 +133,7 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
     counts.setdefault("discarded_rounds", 0)
     tags = model_tags(s.suite.models)
     pending = [x for x in s.suite.specs if x.config_id not in s.done]
-    added: dict = {"times": {}, "hefs": {}}     # what this run adds to the machine's history
+    added: dict = {"times": {}, "hefs": {}, "energy": {}}     # what this run adds to the machine's history
     try:
         blocks = plan_blocks(plan_families(pending), s.policy, free_memory(s.device))
         for i, block in enumerate(blocks):
@@ -144,10 +144,10 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
                 listener.advance(before + completed, f"{label}{passes}")
 
             measured = measure_block(block, s, tools.sensors, tools.probe, on_pass)
-            for row, discarded in _against_baseline(s, block, measured, added, notify):
+            for row in _against_baseline(s, block, measured, added, notify):
                 counts["contended_rows"] += "contended" in row.flags.split(",")
-                counts["remeasured_rows"] += discarded > 0
-                counts["discarded_rounds"] += discarded
+                counts["remeasured_rows"] += bool(row.rounds_remeasured)
+                counts["discarded_rounds"] += row.rounds_remeasured or 0
                 row.model = tags.get(row.config_id, "")
                 writer.append(row)
                 s.done[row.config_id] = row
@@ -155,17 +155,19 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
     finally:
         writer.close()
     if s.baseline is not None and (added["times"] or added["hefs"]):     # a complete sweep joins the history
-        record_run(s.baseline, s.run_dir.name, added["times"], added["hefs"])
+        record_run(s.baseline, s.run_dir.name, added["times"], added["hefs"], added["energy"])
 
 
-def _against_baseline(s: Session, block: list, measured: list[tuple[Row, int]], added: dict,
-                      notify: Callable[[str], None]) -> list[tuple[Row, int]]:
+def _against_baseline(s: Session, block: list, measured: list[Row], added: dict,
+                      notify: Callable[[str], None]) -> list[Row]:
     """The block's rows judged against this machine's history (running.baseline), and what they add to it."""
     if s.baseline is None:
         return measured
-    j = s.baseline.judge([row for row, _ in measured], {f.reference.config_id for f in block}, s.policy.confidence)
+    j = s.baseline.judge(measured, {f.reference.config_id for f in block}, s.policy.confidence)
     added["times"].update(j.times)
     added["hefs"].update(j.hefs)
+    for source, hefs in j.energy_hefs.items():
+        added["energy"].setdefault(source, {}).update(hefs)
     checks = s.meta.setdefault("history_checks", {"compared_rows": 0, "off_history_rows": 0, "widened_rows": 0})
     checks["compared_rows"] += j.compared
     checks["off_history_rows"] += len(j.off)
@@ -180,7 +182,7 @@ def _against_baseline(s: Session, block: list, measured: list[tuple[Row, int]], 
     if j.off:
         notify(f"{len(j.off)} rows have a hef whose interval lies outside every value of this machine's last runs "
                f"(flagged `off-history`): {', '.join(j.off[:3])}{' ...' if len(j.off) > 3 else ''}")
-    return [(row, d) for row, (_, d) in zip(j.rows, measured)]
+    return j.rows
 
 
 def _import_in_background(s: Session) -> threading.Thread | None:

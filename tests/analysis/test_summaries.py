@@ -56,3 +56,8 @@ def test_the_machine_state_sentence_says_what_the_history_found():
     assert (spread.widened, spread.run_sd) == (2, 0.02)
     assert spread.sentence().endswith("2 rows' hef intervals also cover how much their hef moved between this "
                                       "machine's last runs (median sd 2.0%).")
+    energy = machine_state(_df([dict(config_id="a", flags="", hef_time_run_sd=0.01, hef_energy_run_sd=0.04)]),
+                           {"machine_history": {"runs": 4}, "history_checks": {"compared_rows": 1}})
+    assert energy.sentence().endswith("1 rows' hef_energy intervals likewise, by their last runs with the same "
+                                      "meter (median sd 4.0%).")
+    assert spread.energy_widened == 0 and "hef_energy" not in spread.sentence()

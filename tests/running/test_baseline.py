@@ -2,6 +2,7 @@
 import json
 import math
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -97,6 +98,30 @@ def test_judged_rows_carry_their_run_to_run_spread_in_the_interval():
     assert ref.hef_time_run_sd is None and c.hef_time_run_sd is None and d.hef_time_run_sd is None
 
 
+def test_hef_energy_is_widened_by_its_own_meters_history_only():
+    """An estimate's run-to-run spread says nothing of RAPL's: the energy history is kept per energy_source."""
+    past = [{"times": {"ref": 1e-3}, "hef": {"a": 2.0}, "hef_energy": {"estimate": {"a": e}, "rapl": {"a": 9.0}}}
+            for e in (1.5, 1.6, 1.7)]
+    hist = Baseline("fp", {}, past)
+
+    def energy_row(source, hef_e=1.6):
+        return replace(row("a", 2.0, 1.9, 2.1), energy_source=source, hef_energy=hef_e, hef_energy_ci_low=1.58,
+                       hef_energy_ci_high=1.62)
+    j = hist.judge([row("ref", 1.0), energy_row("estimate")], {"ref"}, 0.975)
+    a = j.rows[1]
+    sd, runs = run_spread([1.5, 1.6, 1.7])
+    assert a.hef_energy_run_sd == pytest.approx(sd)
+    assert (a.hef_energy_ci_low, a.hef_energy_ci_high) == widen(1.6, (1.58, 1.62), sd, runs, 0.975)
+    assert a.hef_time_run_sd == 0.0                                # its hef_time runs agree: each its own spread
+    assert j.energy_hefs == {"estimate": {"a": 1.6}}
+    nvml = hist.judge([row("ref", 1.0), energy_row("nvml")], {"ref"}, 0.975).rows[1]
+    assert nvml.hef_energy_run_sd is None and (nvml.hef_energy_ci_low, nvml.hef_energy_ci_high) == (1.58, 1.62)
+    none = hist.judge([row("ref", 1.0), replace(energy_row("none"), hef_energy=None)], {"ref"}, 0.975)
+    assert none.energy_hefs == {} and none.rows[1].hef_energy_run_sd is None
+    slow = hist.judge([row("ref", 1.0, t=2e-3), energy_row("estimate")], {"ref"}, 0.975)
+    assert slow.state.slow and slow.energy_hefs == {}               # a slow run's energy stays out too
+
+
 def test_run_spread_and_widening_arithmetic():
     assert run_spread([2.0, 2.0]) is None and run_spread([2.0] * 3) == (0.0, 3)
     assert run_spread([50.0] + [1.0] * HISTORY_RUNS) == (0.0, HISTORY_RUNS)   # only the last runs count
@@ -164,8 +189,10 @@ def test_the_history_is_stored_per_machine_and_bounded(tmp_path, monkeypatch):
         bl.record_run(b, f"run{i}", {R256: 1.0 + i}, {"x": 2.0})
     bl.record_run(b, "empty", {}, {})                                     # a run without rows adds nothing
     assert len(b.runs) == bl.KEEP_RUNS
+    bl.record_run(b, "metered", {R256: 1.0}, {"x": 2.0}, {"rapl": {"x": 2.5}})
     again = bl.load_baseline(_info())
-    assert len(again.runs) == bl.KEEP_RUNS and again.runs[-1]["run"] == f"run{bl.KEEP_RUNS + 1}"
+    assert len(again.runs) == bl.KEEP_RUNS and again.runs[-1]["run"] == "metered"
+    assert again.runs[-1]["hef_energy"] == {"rapl": {"x": 2.5}} and "hef_energy" not in again.runs[-2]
     assert bl.load_baseline(_info(name="Other CPU")).runs == []           # another machine has its own
     path = next((tmp_path / bl.KIND).glob("*.json"))
     path.write_text(json.dumps({"runs": [{"times": "no"}]}))
@@ -221,6 +248,7 @@ def test_a_run_slower_than_its_history_is_flagged_and_joins_it(tiny_suite, fast_
     assert state["slow"] and state["slowdown"] > 1e6 and state["history_runs"] == 3
     assert any("slower than in its quiet runs" in h for h in heard)
     assert second.meta["contention"]["slow_rounds"] == 2 * (7 // 2)   # both families dropped half of rounds, then kept
+    assert (ok["rounds_remeasured"] == 7 // 2).all() and second.meta["contention"]["remeasured_rows"] == len(ok)
     assert len(json.loads(path.read_text())["runs"]) == 4
 
     stored["runs"] = [{"run": str(i), "times": {r: 1e3 for r in refs}} for i in range(3)]       # very slow
@@ -243,3 +271,24 @@ def test_a_run_slower_than_its_history_is_flagged_and_joins_it(tiny_suite, fast_
                                              "widened_rows": len(hefs)}
     assert (fourth.results.set_index("config_id").loc[sorted(hefs), "hef_time_run_sd"] == 0.0).all()  # all 1e6
     assert any("flagged `off-history`" in h for h in heard)
+
+
+def test_a_metered_run_keeps_its_energy_hefs_and_a_later_run_widens_by_them(tiny_suite, fast_options):
+    from hwprof.running.machine_cache import cache_dir
+    from hwprof.running.runner import execute
+    from hwprof.running.session import RunOptions
+    opts = {**fast_options, "energy": "estimate"}
+    first = execute(RunOptions(suite=str(tiny_suite), **opts))
+    [path] = list((cache_dir() / bl.KIND).glob("*.json"))
+    stored = json.loads(path.read_text())
+    [entry] = stored["runs"]
+    energy = first.results.set_index("config_id")["hef_energy"].dropna()
+    metered = {c: v for c, v in energy.items() if c in entry["hef"]}
+    assert metered and entry["hef_energy"] == {"estimate": pytest.approx(metered)}
+    stored["runs"] = [{**entry, "run": str(i), "hef_energy": {"estimate": {c: v * f for c, v in metered.items()}}}
+                      for i, f in enumerate((0.9, 1.0, 1.1))]
+    path.write_text(json.dumps(stored))
+    second = execute(RunOptions(suite=str(tiny_suite), **opts)).results.set_index("config_id").loc[sorted(metered)]
+    assert second["hef_energy_run_sd"].tolist() == pytest.approx([run_spread([0.9, 1.0, 1.1])[0]] * len(metered))
+    assert (second["hef_energy_ci_low"] < second["hef_energy"]).all()
+    assert (second["hef_energy_ci_high"] > second["hef_energy"]).all()
