@@ -11,12 +11,14 @@ import platform
 import queue
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 _DONE = object()
+FLUSH_BEFORE_CRASH_S = 1.0        # fault injection: the time Ray gets to deliver what was sent
 
 
 @dataclass
@@ -79,6 +81,10 @@ def run_task(spec: TaskSpec) -> Iterator[tuple[str, object]]:
     while (item := items.get()) is not _DONE:
         if item[0] == "row":
             if spec.fail_after_rows is not None and rows >= spec.fail_after_rows:
-                os._exit(17)           # the next row is ready, the sent ones have long been delivered
+                # A crash a moment after the last row went out. Ray reports a yielded item to the driver
+                # asynchronously, and a block's rows come together: exiting at once could lose the rows just
+                # sent too, which is a different (and racy) fault from the one this injects.
+                time.sleep(FLUSH_BEFORE_CRASH_S)
+                os._exit(17)
             rows += 1
         yield item
