@@ -138,6 +138,9 @@ def neighbour(out: Path, start_after_s: float = 8.0, seconds: float = 15.0) -> i
     print(f"target: of the {int(crit.sum())} unflagged rows measured beside it, within 10% of a quiet run: "
           f"{int((crit & agree).sum())} (of the quiet run before: {int((crit & (off_q <= 0.10)).sum())}, after: "
           f"{int((crit & (off_q2 <= 0.10)).sum())})")
+    faster = crit & ~agree & (both["time_s_median_n"] < both[["time_s_median_q", "time_s_median_q2"]].min(axis=1))
+    print(f"of those not within 10%: {int((crit & ~agree).sum())}, of which faster than both quiet runs (not slowed "
+          f"by the neighbour; the host's state moved): {int(faster.sum())}")
     print(f"all unflagged rows within 10% of a quiet run: {int((~flagged & agree).sum())} of {int((~flagged).sum())}"
           f"; the two quiet runs themselves within 10%: {int((floor <= 0.10).sum())} of {len(both)} (largest "
           f"{floor.max():.1%}, {floor.idxmax()})")
