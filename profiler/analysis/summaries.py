@@ -30,10 +30,13 @@ def break_even(df: pd.DataFrame) -> list[BreakEven]:
 
 
 def _crossing(pts: list[tuple[float, float]]) -> tuple[float | None, str]:
+    """Pure: where hef_time crosses 1 along (density, hef) points ordered dense -> sparse, and in words."""
+    measured = (f"at the one density measured ({pts[0][0]:.3g})" if len(pts) == 1 else
+                f"at every density measured ({pts[0][0]:.3g} down to {pts[-1][0]:.3g})")
     if all(h >= 1 for _, h in pts):
-        return None, f"sparse faster at every measured density (down from {pts[0][0]:g})"
+        return None, f"sparse faster {measured}"
     if all(h < 1 for _, h in pts):
-        return None, f"dense faster at every measured density (down to {pts[-1][0]:g})"
+        return None, f"dense faster {measured}"
     for (d0, h0), (d1, h1) in zip(pts, pts[1:]):
         if (h0 < 1) != (h1 < 1):
             # interpolate log(hef) linearly in log(density)

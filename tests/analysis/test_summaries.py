@@ -1,7 +1,10 @@
 """Summaries over a run: roof placement (which rows leave most on the table, and which roof binds them)."""
-import pandas as pd
+import math
 
-from hwprof.analysis.summaries import above_roof, furthest_below_roof
+import pandas as pd
+import pytest
+
+from hwprof.analysis.summaries import _crossing, above_roof, break_even, furthest_below_roof
 
 ROOFS = {"memory": {"bytes_per_s": 1e10}, "compute": {"fp32": {"flops_per_s": 2e11}, "bf16": {"flops_per_s": 4e11}}}
 
@@ -61,3 +64,19 @@ def test_the_machine_state_sentence_says_what_the_history_found():
     assert energy.sentence().endswith("1 rows' hef_energy intervals likewise, by their last runs with the same "
                                       "meter (median sd 4.0%).")
     assert spread.energy_widened == 0 and "hef_energy" not in spread.sentence()
+
+
+def test_break_even_interpolates_the_crossing_in_log_space_and_words_the_rest():
+    def r(cid, sparsity, density, hef):
+        return dict(config_id=cid, kernel="matmul", shape="512x512x512", precision="fp32", sparsity=sparsity,
+                    density=density, hef_time=hef, flags="")
+    df = _df([r("u50", "unstructured", 0.5, 0.5), r("u10", "unstructured", 0.0999985, 2.0),
+              r("b25", "block:32", 0.25, 0.9), r("d", "dense", 1.0, 1.0)])
+    by = {b.pattern: b for b in break_even(df)}
+    assert set(by) == {"unstructured", "block:32"}                       # dense is the reference, not a pattern
+    assert by["unstructured"].density == pytest.approx(math.exp((math.log(0.5) + math.log(0.0999985)) / 2))
+    assert by["unstructured"].note == f"sparse faster below density {by['unstructured'].density:.3g}"
+    assert (by["block:32"].density, by["block:32"].note) == (None, "dense faster at the one density measured (0.25)")
+    assert _crossing([(0.5, 2.0), (0.0999985, 3.0)]) == (None, "sparse faster at every density measured "
+                                                              "(0.5 down to 0.1)")
+    assert _crossing([(0.5, 2.0), (0.1, 0.5)])[1].startswith("sparse faster above density")
