@@ -63,7 +63,7 @@ def ci_coverage(df: pd.DataFrame, target: float) -> tuple[int, int]:
 class Contention:
     contended: int      # rows measured while other processes (or the hypervisor) used the machine
     stalled: int
-    remeasured: int     # rows with rounds measured again because the machine was busy during them
+    remeasured: int     # rows with rounds measured again because the machine was busy or slow during them
 
     @property
     def any(self) -> bool:

@@ -53,7 +53,7 @@ def print_results(df: pd.DataFrame, meta: dict, console: Console | None = None) 
     c = contention(df, meta)
     if c.any:
         console.print(f"[yellow]{c.contended} rows measured while other processes used the machine (contended), "
-                      f"{c.stalled} stalled; {c.remeasured} had busy rounds measured again[/]")
+                      f"{c.stalled} stalled; {c.remeasured} had rounds measured again (busy or slow)[/]")
     state = machine_state(df, meta)
     if state.slow_rows or state.off_history:
         console.print(f"[yellow]{state.sentence()}[/]")

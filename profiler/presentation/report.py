@@ -154,7 +154,8 @@ def findings(df: pd.DataFrame, meta: dict) -> list[str]:
     if c.any:
         lines.append(f"{c.contended} rows were measured while other processes used the machine (flag contended) "
                      f"and {c.stalled} stalled: their numbers say more about the neighbour than the kernel. "
-                     f"{c.remeasured} rows had rounds measured again because the machine was busy during them.")
+                     f"{c.remeasured} rows had rounds measured again because the machine was busy or slow during them "
+                     f"(rounds_remeasured).")
     else:
         lines.append("No row was measured beside another busy process (no contended or stalled flags).")
     lines.append(machine_state(df, meta).sentence())
