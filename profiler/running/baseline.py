@@ -8,8 +8,7 @@ minute they were measured in. No probe inside the run can tell; the machine's hi
 
 Each complete run adds to this machine's history (`machine_cache`, kind "baseline") its references' median
 times (the fp32 dense realisations every family measures throughout) and its other rows' hef_time and
-hef_energy (by energy source). A block
-of a later run is judged against it in two ways:
+hef_energy (by energy source). A block of a later run is judged against it in two ways:
 - the machine: its references against the machine's quiet state, per reference the lower quartile of its
   last HISTORY_RUNS medians (robust to one lucky run, where a median would take a busy spell for normal: a
   kernel cannot run faster than the machine allows). References SLOW_TOLERANCE or more slower, by their

@@ -88,8 +88,9 @@ class _Built:
 
 def measure_block(block: list[FamilyPlan], s: Session, sensors: Sensors, probe: LoadProbe,
                   on_pass: Callable[[int, float], None] = lambda passes, completed: None) -> list[Row]:
-    """Build, warm and measure a block's configurations in passes: their rows in suite order. One configuration's failure becomes its error row; the others go on. After each pass,
-    on_pass hears the passes run and the block's configurations done (see `progress`)."""
+    """Build, warm and measure a block's configurations in passes: their rows in suite order. One
+    configuration's failure becomes its error row; the others go on. After each pass, on_pass hears the
+    passes run and the block's configurations done (see `progress`)."""
     built: list[_Built] = []
     try:
         with device_current(s.device):
