@@ -114,6 +114,10 @@ def test_hef_energy_is_widened_by_its_own_meters_history_only():
     assert (a.hef_energy_ci_low, a.hef_energy_ci_high) == widen(1.6, (1.58, 1.62), sd, runs, 0.975)
     assert a.hef_time_run_sd == 0.0                                # its hef_time runs agree: each its own spread
     assert j.energy_hefs == {"estimate": {"a": 1.6}}
+    bare = hist.judge([row("ref", 1.0), replace(energy_row("estimate"), hef_energy_ci_low=None,
+                                                hef_energy_ci_high=None)], {"ref"}, 0.975).rows[1]
+    assert (bare.hef_energy_ci_low, bare.hef_energy_ci_high) == widen(1.6, (None, None), sd, runs, 0.975)
+    assert bare.hef_energy_ci_low < 1.6 < bare.hef_energy_ci_high      # a long-window meter's row gains one
     nvml = hist.judge([row("ref", 1.0), energy_row("nvml")], {"ref"}, 0.975).rows[1]
     assert nvml.hef_energy_run_sd is None and (nvml.hef_energy_ci_low, nvml.hef_energy_ci_high) == (1.58, 1.62)
     none = hist.judge([row("ref", 1.0), replace(energy_row("none"), hef_energy=None)], {"ref"}, 0.975)
