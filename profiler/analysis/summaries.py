@@ -59,6 +59,13 @@ def ci_coverage(df: pd.DataFrame, target: float) -> tuple[int, int]:
     return int(within.sum()), len(ok)
 
 
+def rows_flagged(df: pd.DataFrame, flag: str) -> list[str]:
+    """config_ids of the ok rows carrying `flag`, in run order."""
+    ok = df[df["status"] == "ok"]
+    has = ok["flags"].fillna("").str.split(",").apply(lambda f: flag in f)
+    return ok.loc[has, "config_id"].tolist()
+
+
 @dataclass(frozen=True)
 class Contention:
     contended: int      # rows measured while other processes (or the hypervisor) used the machine

@@ -22,7 +22,7 @@ from hwprof.measuring.arm import Arm, Context, RoundsMeasurement, Side, prepare_
 from hwprof.measuring.contention import SLOWER_THAN_QUIET, LoadProbe, WindowLoad, combine_loads
 from hwprof.measuring.measure import MIN_SAMPLES_HARD, Policy, flush_energy, run_window
 from hwprof.measuring.meters.base import EnergyMeter, EnergyReading
-from hwprof.measuring.stats import Summary, median_ci, summarize
+from hwprof.measuring.stats import Summary, median_ci, summarize, two_speeds
 from hwprof.measuring.timing import Timer
 
 # A metered window must last this many meter updates for its reading to be kept. Its ends fall at random
@@ -30,6 +30,9 @@ from hwprof.measuring.timing import Timer
 # worst), a configuration's rounds summed by far less. Coarser meters get one long window per configuration.
 ROUND_RESOLUTIONS = 10
 MIN_PROBE_S = 0.2           # CPU times tick every 10 ms: shorter probes say nothing about contention
+# Round medians split by a gap this wide flag `bimodal`: the repeat target is 15% between runs, and a row
+# whose rounds sit at two speeds that far apart can miss it by its median alone.
+BIMODAL_GAP = 0.15
 
 @dataclass
 class _Window:
@@ -205,6 +208,8 @@ class Family:
             flags.append("noisy")
         if not summary.exact:
             flags.append("few-repeats")
+        if any(two_speeds(v, BIMODAL_GAP) is not None for v in (arm.side.round_medians, arm.ratios)):
+            flags.append("bimodal")             # its times, or its hef against a reference that switched
         energy = arm.energy or EnergyReading(None, sum(arm.side.windows), "none")
         hef_energy_ci = paired_energy = None
         if paired and self.per_round_energy and arm.energy_ratios and arm.ref_calls and energy.energy_j \

@@ -13,7 +13,8 @@ from hwprof.presentation import plots
 from hwprof.analysis import fleet
 from hwprof.presentation.sections import sections
 from hwprof.analysis.summaries import (above_roof, break_even, ci_coverage, contention, furthest_below_roof,
-                                      machine_state)
+                                      machine_state, rows_flagged)
+from hwprof.measuring.rounds import BIMODAL_GAP
 from hwprof.presentation.console import si
 from hwprof.running.rundir import atomic_write_text, read_run_json
 from hwprof.running.results import read_results
@@ -159,6 +160,11 @@ def findings(df: pd.DataFrame, meta: dict) -> list[str]:
     else:
         lines.append("No row was measured beside another busy process (no contended or stalled flags).")
     lines.append(machine_state(df, meta).sentence())
+    two = rows_flagged(df, "bimodal")
+    if two:
+        lines.append(f"{len(two)} rows ran at two speeds from round to round (flag bimodal: their rounds split by a "
+                     f"gap of {BIMODAL_GAP:.0%} or more): {', '.join(two[:3])}{' ...' if len(two) > 3 else ''}. Such "
+                     f"a row's median lands on either speed, so another run may differ from it by up to the gap.")
     good = df[(df["status"] == "ok") & df["hef_time"].notna()]
     if not good.empty:
         best = good.loc[good["hef_time"].idxmax()]

@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from hwprof.analysis.summaries import _crossing, above_roof, break_even, furthest_below_roof
+from hwprof.analysis.summaries import _crossing, above_roof, break_even, furthest_below_roof, rows_flagged
 
 ROOFS = {"memory": {"bytes_per_s": 1e10}, "compute": {"fp32": {"flops_per_s": 2e11}, "bf16": {"flops_per_s": 4e11}}}
 
@@ -80,3 +80,10 @@ def test_break_even_interpolates_the_crossing_in_log_space_and_words_the_rest():
     assert _crossing([(0.5, 2.0), (0.0999985, 3.0)]) == (None, "sparse faster at every density measured "
                                                               "(0.5 down to 0.1)")
     assert _crossing([(0.5, 2.0), (0.1, 0.5)])[1].startswith("sparse faster above density")
+
+
+def test_rows_flagged_matches_whole_flags_of_ok_rows():
+    df = _df([dict(config_id="a", flags="bimodal,estimate"), dict(config_id="b", flags="not-bimodal"),
+              dict(config_id="c", flags=None), dict(config_id="d", flags="bimodal")])
+    df.loc[df["config_id"] == "d", "status"] = "error"
+    assert rows_flagged(df, "bimodal") == ["a"]

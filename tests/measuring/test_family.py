@@ -4,6 +4,7 @@ import pytest
 from hwprof.measuring.contention import WindowLoad, combine_loads
 from hwprof.measuring.meters.base import NoMeter
 from hwprof.measuring.rounds import Arm, Family
+from hwprof.measuring.stats import two_speeds
 from tests.measuring.test_rounds_clock import P, SideTimer
 
 REF = lambda: (0.5, 2.0)          # noqa: E731
@@ -151,3 +152,25 @@ def test_loads_combine_weighted_by_window_length():
     assert w.window_s == 4.0 and w.other_cores == 0.75 and w.steal_frac == pytest.approx(0.075)
     assert w.own_cores == 1.25 and w.gpu_other_processes == 1 and w.threads == 2
     assert combine_loads([]) is None and combine_loads([WindowLoad(0.0, 1.0, 0.0, 0.0, 1)]) is None
+
+
+def test_a_configuration_whose_rounds_run_at_two_speeds_is_flagged_bimodal(clock):
+    speed = [0.125]
+    f, timer, (a, b), ref = family(clock, [lambda: (speed[0], 1.0), FAST], rounds=8, budget_s=0.0)
+    for i in range(8):
+        speed[0] = 0.125 if i % 3 else 0.2          # rounds 0, 3, 6 at the slow speed, 60% apart
+        f.round()
+    f.finish()
+    assert "bimodal" in f.measurement(a).flags
+    assert "bimodal" not in f.measurement(b).flags and "bimodal" not in f.measurement(ref).flags
+
+
+def test_a_configuration_beside_a_reference_at_two_speeds_is_flagged_by_its_hef(clock):
+    speed = [0.5]
+    f, timer, (a,), ref = family(clock, [FAST], reference=lambda: (speed[0], 2.0), rounds=8, budget_s=0.0)
+    for i in range(8):
+        speed[0] = 0.5 if i % 3 else 0.8
+        f.round()
+    f.finish()
+    assert "bimodal" in f.measurement(a).flags and "bimodal" in f.measurement(ref).flags
+    assert two_speeds(f.measurement(a).config.round_medians, 0.15) is None     # its own times never moved

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from hwprof.measuring.stats import median_ci_ranks, summarize
+from hwprof.measuring.stats import median_ci_ranks, summarize, two_speeds
 
 
 @pytest.mark.parametrize("n,ranks", [(5, None), (6, (1, 6)), (10, (2, 9)), (20, (6, 15)), (50, (18, 33)),
@@ -111,3 +111,21 @@ def test_median_ci_defaults_to_95_percent():
     from hwprof.measuring.stats import median_ci
     values = [float(i) for i in range(1, 18)]                  # n = 17: 95% and 96% ranks differ
     assert median_ci(values) == median_ci(values, 0.95) != median_ci(values, 0.96)
+
+
+def test_two_speeds_finds_rounds_split_by_one_wide_gap():
+    # shaped like bf16 [16, 1024, 1024] on the Zen 5 VM, whose rounds spanned 73.0-110.4 us: two speeds, no between
+    lo, hi = two_speeds([74.1, 73.0, 109.2, 75.3, 110.4, 74.6, 108.8, 74.0], 0.15)
+    assert lo == pytest.approx(74.1) and hi == pytest.approx(109.2)
+    assert two_speeds([74.1, 73.0, 109.2, 75.3, 110.4, 74.6, 108.8, 74.0], 0.5) is None     # gap below the bar
+    assert two_speeds([70, 78, 86, 95, 104, 114, 125, 137], 0.15) is None     # a smooth spread, no gap
+    assert two_speeds([75] * 7 + [110], 0.15) is None                         # one slow round is no second speed
+    assert two_speeds([60, 68, 80, 92, 106, 108], 0.15) is None              # a group as wide as the gap
+    assert two_speeds([75, 110, 75], 0.15) is None and two_speeds([0.0, -1.0, 75, 75, 110, 110], 0.15) == (75, 110)
+
+
+def test_two_speeds_rarely_fires_on_one_speed():
+    """Seeded: 8 round medians of one speed with 3% noise (this VM's usual round spread is below that)."""
+    rng = random.Random(5)
+    fired = sum(two_speeds([rng.lognormvariate(0, 0.03) for _ in range(8)], 0.15) is not None for _ in range(5000))
+    assert fired == 0

@@ -80,3 +80,15 @@ def test_compare_and_report_reject_non_runs(tmp_path, two_runs, capsys):
     (tmp_path / "results.csv").write_text("x\n")
     assert main(["report", str(tmp_path)]) == 2
     assert "upgrade hwprof" in capsys.readouterr().err
+
+
+def test_findings_name_rows_that_ran_at_two_speeds(two_runs):
+    from hwprof.presentation.report import findings
+    from hwprof.running.results import read_results
+    from hwprof.running.rundir import read_run_json
+    df, meta = read_results(two_runs[0] / "results.csv"), read_run_json(two_runs[0])
+    assert not any("two speeds" in line for line in findings(df, meta))
+    cid = "matmul/64x64x64/fp64/dense/fwd"
+    df.loc[df["config_id"] == cid, "flags"] = "bimodal,estimate"
+    [line] = [line for line in findings(df, meta) if "two speeds" in line]
+    assert line.startswith(f"1 rows ran at two speeds") and "gap of 15% or more" in line and cid in line
