@@ -25,14 +25,15 @@ def build_case(spec: Spec, device: torch.device, seed: int = 0, probe: bool = Tr
     """Return the case and the output of one probing call (which also serves as the first warm-up).
 
     A combination torch cannot run raises Unsupported with torch's own words; anything else propagates.
-    `probe=False` builds a case known to run (again, in fresh memory) and returns no output.
+    `probe=False` builds a case known to run (again, in fresh memory) and returns no output, nor the costly
+    extras (pruning_error) the first build computed for the same seed: its `extras` is empty.
     """
     if isinstance(spec, AttentionSpec):
         case = build_attention(spec, device, seed)
     elif is_scheme(spec.precision):
         case = build_quantized(spec, device, seed)
     else:
-        case = build_matmul(spec, device, seed)
+        case = build_matmul(spec, device, seed, quality=probe)
     if not probe:
         return case, None
     with warnings.catch_warnings(record=True) as caught:

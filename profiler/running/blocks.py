@@ -192,7 +192,7 @@ def _rebuild(b: _Built, s: Session) -> None:
     for cid, arm in b.arms.items():
         if arm.error is not None or (arm.done and arm is not b.ref_arm):
             continue
-        spec = b.specs[cid]
+        spec, extras = b.specs[cid], b.cases[cid].extras
         b.cases[cid] = arm.fn = arm.context = None        # free the old buffers before allocating the new
         try:
             # No probing call: the case ran before. Its first call in fresh memory took 0.99-1.04x a warm one
@@ -204,6 +204,7 @@ def _rebuild(b: _Built, s: Session) -> None:
             if arm is b.ref_arm:
                 b.family.reference_error, b.family.reference = e, None
             continue
+        case.extras = extras                              # computed once, by the first build
         b.cases[cid], arm.fn, arm.context = case, case.run, case.context
 
 

@@ -49,6 +49,8 @@ def test_physical_flops_and_pruning_error_of_sparse_cases():
     assert case.logical_flops == 2 * 64 * 32 * 128
     assert case.rel_error(out) < 1e-5                           # vs fp64 product of the *pruned* operands
     assert 0.3 < case.extras["pruning_error"] < 1.0             # pruning 90% of a Gaussian matrix costs a lot
+    again, nothing = build_case(spec, CPU, probe=False)          # a rebuild: the first build has the extras
+    assert again.extras == {} and nothing is None and again.physical_flops == case.physical_flops
     bspec = MatmulSpec((64, 32, 128), "fp32", SparsitySpec.parse("block:16:0.25"))
     bcase, _ = build_case(bspec, CPU)
     assert bcase.physical_flops == 2 * 8 * 16 * 16 * 32       # 32 blocks of 16x16, 8 kept

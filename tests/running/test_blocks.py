@@ -66,6 +66,17 @@ def test_a_run_interleaves_families_pass_by_pass_and_rebuilds_inputs_between_pas
     assert (df.loc["matmul/64x64x64/int8/dense/fwd", "rounds"]) == passes
 
 
+def test_a_rebuilt_sparse_case_keeps_the_pruning_error_its_first_build_computed(tmp_path, fast_options):
+    import hwprof
+    suite = tmp_path / "sparse.toml"
+    suite.write_text('name = "s"\nbudget_s = 0.05\nci_target = 0.5\nwarmup_s = 0.0\nmin_window_s = 0.0\n'
+                     'rounds = 3\nround_s = 0.0\n[[matmul]]\nshapes = [[64, 64, 64]]\nprecisions = ["fp32"]\n'
+                     'sparsity = ["dense", "unstructured:0.1"]\n')
+    row = hwprof.run_suite(str(suite), **fast_options).set_index("config_id").loc[
+        "matmul/64x64x64/fp32/unstructured:0.1/fwd"]
+    assert row["rounds"] >= 3 and 0.3 < row["pruning_error"] < 1.0      # rebuilt twice at least, error kept
+
+
 def test_progress_moves_pass_by_pass_before_the_block_writes_its_rows(tiny_suite, fast_options):
     from contextlib import contextmanager
 
