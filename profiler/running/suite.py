@@ -27,6 +27,12 @@ GROUP_KEYS = {
 }
 
 
+# Timed warm-up before a case's batch is chosen. The probing call at build did the one-time work (kernel
+# selection, lazy init), other families' builds and rounds run between it and the case's first round, and
+# later rounds follow a rebuild with no warm-up at all: what is left for the warm-up is picking the batch.
+WARMUP_S = 0.01
+
+
 @dataclass
 class Suite:
     name: str
@@ -34,7 +40,7 @@ class Suite:
     device: str = "auto"
     budget_s: float = 2.0
     ci_target: float = 0.02
-    warmup_s: float = 0.1
+    warmup_s: float = WARMUP_S
     min_window_s: float = 1.0
     rounds: int = 8                    # paired rounds at least per configuration
     round_s: float = 0.1               # each side's window in a round
@@ -63,7 +69,7 @@ class Suite:
                 "config_ids": [s.config_id for s in self.specs], "models": [p.to_json() for p in self.models]}
 
 
-MODEL_SUITE_SETTINGS = {"budget_s": 1.6, "min_window_s": 0.8, "rounds": 8, "round_s": 0.1, "warmup_s": 0.05,
+MODEL_SUITE_SETTINGS = {"budget_s": 1.6, "min_window_s": 0.8, "rounds": 8, "round_s": 0.1, "warmup_s": WARMUP_S,
                         "ci_target": 0.02}
 
 
@@ -115,7 +121,7 @@ def suite_from_data(data: dict, source: str, device_type: str | None = None) -> 
         device=_str(data.get("device", "auto"), f"suite {source}: device"),
         budget_s=_positive(data.get("budget_s", 2.0), f"suite {source}: budget_s", upper=3600),
         ci_target=_positive(data.get("ci_target", 0.02), f"suite {source}: ci_target", upper=1.0),
-        warmup_s=_positive(data.get("warmup_s", 0.1), f"suite {source}: warmup_s", upper=600, allow_zero=True),
+        warmup_s=_positive(data.get("warmup_s", WARMUP_S), f"suite {source}: warmup_s", upper=600, allow_zero=True),
         min_window_s=_positive(data.get("min_window_s", 1.0), f"suite {source}: min_window_s", upper=600,
                                allow_zero=True),
         rounds=int(_positive(data.get("rounds", 8), f"suite {source}: rounds", upper=1000)),
