@@ -82,12 +82,15 @@ def median_ci(values: list[float], confidence: float = 0.95) -> tuple[float, flo
 
 def two_speeds(values: list[float], min_gap: float) -> tuple[float, float] | None:
     """The two levels (each group's median) when `values` split, at one gap of at least `min_gap` (relative),
-    into two groups of at least two, each spread less than the gap; else None. A kernel whose rounds do this
-    ran at two speeds: its median lands on either, so a run a minute later can differ by the whole gap."""
+    into two groups each holding at least a third of the values (two at the least) and each spread less than
+    the gap; else None. A kernel whose rounds do this ran at two speeds, often enough that the median of
+    another run's rounds can land on either: that run can differ by the whole gap. A few slow rounds among
+    many do not count; the median does not move for them."""
     xs = sorted(v for v in values if v > 0)
-    if len(xs) < 4:
+    least = max(2, math.ceil(len(xs) / 3))
+    if len(xs) < 2 * least:
         return None
-    k = max(range(2, len(xs) - 1), key=lambda i: xs[i] / xs[i - 1])
+    k = max(range(least, len(xs) - least + 1), key=lambda i: xs[i] / xs[i - 1])
     gap = xs[k] / xs[k - 1] - 1.0
     if gap < min_gap or xs[k - 1] / xs[0] - 1.0 >= gap or xs[-1] / xs[k] - 1.0 >= gap:
         return None

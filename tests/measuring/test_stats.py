@@ -120,6 +120,9 @@ def test_two_speeds_finds_rounds_split_by_one_wide_gap():
     assert two_speeds([74.1, 73.0, 109.2, 75.3, 110.4, 74.6, 108.8, 74.0], 0.5) is None     # gap below the bar
     assert two_speeds([70, 78, 86, 95, 104, 114, 125, 137], 0.15) is None     # a smooth spread, no gap
     assert two_speeds([75] * 7 + [110], 0.15) is None                         # one slow round is no second speed
+    assert two_speeds([75] * 6 + [110] * 2, 0.15) is None                     # nor are two of eight
+    assert two_speeds([75] * 5 + [110] * 3, 0.15) == (75, 110)                # three of eight: a third
+    assert two_speeds([75] * 20 + [110] * 4, 0.15) is None                    # a few slow windows of many
     assert two_speeds([60, 68, 80, 92, 106, 108], 0.15) is None              # a group as wide as the gap
     assert two_speeds([75, 110, 75], 0.15) is None and two_speeds([0.0, -1.0, 75, 75, 110, 110], 0.15) == (75, 110)
 
