@@ -59,11 +59,14 @@ def ci_coverage(df: pd.DataFrame, target: float) -> tuple[int, int]:
     return int(within.sum()), len(ok)
 
 
+def has_flag(df: pd.DataFrame, flag: str) -> pd.Series:
+    """Per row, whether its comma-separated flags include `flag` (a whole flag, not a substring)."""
+    return df["flags"].fillna("").str.split(",").apply(lambda f: flag in f)
+
+
 def rows_flagged(df: pd.DataFrame, flag: str) -> list[str]:
     """config_ids of the ok rows carrying `flag`, in run order."""
-    ok = df[df["status"] == "ok"]
-    has = ok["flags"].fillna("").str.split(",").apply(lambda f: flag in f)
-    return ok.loc[has, "config_id"].tolist()
+    return df.loc[(df["status"] == "ok") & has_flag(df, flag), "config_id"].tolist()
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,7 @@ class Contention:
 
 
 def contention(df: pd.DataFrame, meta: dict) -> Contention:
-    flags = df["flags"].fillna("").str.split(",")
-    return Contention(int(flags.apply(lambda f: "contended" in f).sum()),
-                      int(flags.apply(lambda f: "stalled" in f).sum()),
+    return Contention(int(has_flag(df, "contended").sum()), int(has_flag(df, "stalled").sum()),
                       int((meta.get("contention") or {}).get("remeasured_rows", 0)))
 
 
@@ -130,14 +131,13 @@ class MachineState:
 def machine_state(df: pd.DataFrame, meta: dict) -> MachineState:
     history = meta.get("machine_history")
     checks = meta.get("machine_state") or []
-    flags = df["flags"].fillna("").str.split(",")
     slowdowns = [c["slowdown"] for c in checks if c.get("slowdown") is not None]
     rows = meta.get("history_checks") or {}
     sds, energy_sds = (df[c].dropna() if c in df else pd.Series(dtype=float)
                        for c in ("hef_time_run_sd", "hef_energy_run_sd"))
     return MachineState(history.get("runs") if history else None, len(slowdowns),
-                        int(flags.apply(lambda f: "slow-machine" in f).sum()), max(slowdowns) if slowdowns else None,
-                        int(rows.get("compared_rows", 0)), int(flags.apply(lambda f: "off-history" in f).sum()),
+                        int(has_flag(df, "slow-machine").sum()), max(slowdowns) if slowdowns else None,
+                        int(rows.get("compared_rows", 0)), int(has_flag(df, "off-history").sum()),
                         int((meta.get("contention") or {}).get("slow_rounds", 0)), len(sds),
                         float(sds.median()) if len(sds) else None, len(energy_sds),
                         float(energy_sds.median()) if len(energy_sds) else None)

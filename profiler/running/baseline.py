@@ -124,7 +124,7 @@ def off_history(hef: float, ci: tuple[float | None, float | None], past: tuple[f
 
 def _bounds(hef: float, ci: tuple[float | None, float | None]) -> tuple[float, float]:
     """The interval's ends, the hef itself standing in for a missing or non-finite one."""
-    return tuple(v if v is not None and math.isfinite(v) else hef for v in ci)
+    return tuple(v if _finite(v) else hef for v in ci)
 
 
 @dataclass
