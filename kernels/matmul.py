@@ -83,8 +83,8 @@ def _scale(t: torch.Tensor, qmax: float) -> torch.Tensor:
 
 
 def build_matmul(spec: MatmulSpec, device: torch.device, seed: int, quality: bool = True) -> Case:
-    """The case; `quality=False` leaves out pruning_error (two fp64 products, for a 2048-square sparse case
-    ~0.3 s on 2 cores, most of its build), which a rebuild of the same seed would only compute again."""
+    """The case; `quality=False` leaves out pruning_error (two fp64 products, most of a large sparse case's
+    build), which a rebuild of the same seed would only compute again."""
     check_support(spec, device)
     prec = PRECISIONS[spec.precision]
     b, m, n, k = spec.bmnk
