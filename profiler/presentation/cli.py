@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hwprof.errors import BadInput
 from hwprof.measuring.meters import ENERGY_CHOICES
+from hwprof.presentation.text import visible
 
 
 def _positive_float(text: str) -> float:
@@ -163,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except BadInput as e:
-        print(f"hwprof: error: {e}", file=sys.stderr)
+        print(f"hwprof: error: {visible(e)}", file=sys.stderr)
         return 2
     except Interrupted as e:
-        print(f"\nhwprof: interrupted; resume with: hwprof {e.verb} --resume {e.run_dir}", file=sys.stderr)
+        print(f"\nhwprof: interrupted; resume with: hwprof {e.verb} --resume {visible(e.run_dir)}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("\nhwprof: interrupted", file=sys.stderr)
@@ -190,7 +191,7 @@ def cmd_run(args) -> int:
         render_report(result.run_dir)
     if not args.quiet:
         print_results(result.results, result.meta)
-    print(f"run directory: {result.run_dir}")
+    print(f"run directory: {visible(result.run_dir)}")
     return 0
 
 
@@ -209,7 +210,7 @@ def cmd_fleet(args) -> int:
     counts = results["status"].value_counts().to_dict()
     print(f"fleet: {len(meta['fleet']['tasks'])} tasks, {len(results)} rows ({counts.get('ok', 0)} ok, "
           f"{counts.get('unsupported', 0)} unsupported, {counts.get('error', 0)} error)")
-    print(f"run directory: {run_dir}")
+    print(f"run directory: {visible(run_dir)}")
     return 0
 
 
@@ -217,8 +218,13 @@ def cmd_devices(args) -> int:
     from hwprof.measuring.inventory import survey
     from hwprof.presentation.console import print_devices
     from hwprof.running.roofs import load_cached
+    from hwprof.measuring.cpu import cpu_peak_table
     surveys = survey(args.cpu_tdp_watts)
-    print_devices(surveys, roofs=[load_cached(s.info) for s in surveys])
+    roofs = [load_cached(s.info) for s in surveys]
+    for sv, r in zip(surveys, roofs):          # a CPU's peak clock: no slower than its cached roofs need
+        if sv.info.kind == "cpu" and sv.info.cpu is not None and r is not None:
+            sv.info.peaks, _ = cpu_peak_table(sv.info.cpu, {p: c.flops_per_s for p, c in r.compute.items() if c.flops_per_s})
+    print_devices(surveys, roofs=roofs)
     import importlib.metadata
     from hwprof.kernels.quantized import torchao_version
     from hwprof.kernels.schemes import INSTALL
@@ -241,7 +247,7 @@ def cmd_report(args) -> int:
     models = write_models(args.run_dir, read_results(args.run_dir / "results.csv"), meta)
     paths = ([models] if models else []) + render_report(args.run_dir)
     for p in paths:
-        print(p)
+        print(visible(p))
     return 0
 
 
@@ -253,7 +259,7 @@ def cmd_compare(args) -> int:
     paths = write_comparison(cmp, Path(out), args.run_a, args.run_b)
     print_comparison(cmp)
     for p in paths:
-        print(p)
+        print(visible(p))
     return 0
 
 
@@ -264,7 +270,7 @@ def cmd_forecast(args) -> int:
     paths = write_forecast(args.run_dir, scenario, model=args.model)
     report = render_report(args.run_dir)
     for p in paths + [p for p in report if p.name in ("forecast.png", "report.html", "report.md")]:
-        print(p)
+        print(visible(p))
     return 0
 
 
@@ -281,10 +287,11 @@ def cmd_claims(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from hwprof.analysis.validate import run_validation
+    from hwprof.analysis.validate import planned_checks, run_validation
     from hwprof.measuring.devices import resolve_device
-    from hwprof.presentation.console import print_validation
+    from hwprof.presentation.console import print_validation, progress_bar
     device = resolve_device(args.device)
-    checks = run_validation(device, quick=args.quick)
+    with progress_bar(planned_checks(device, args.quick), 0, label="validating") as listener:
+        checks = run_validation(device, quick=args.quick, progress=listener.advance)
     print_validation(str(device), checks)
     return 1 if any(c.verdict == "fail" for c in checks) else 0

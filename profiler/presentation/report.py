@@ -11,11 +11,13 @@ import pandas as pd
 
 from hwprof.presentation import plots
 from hwprof.analysis import fleet
+from hwprof.analysis.notes import notes
 from hwprof.presentation.sections import sections
 from hwprof.analysis.summaries import (above_roof, break_even, ci_coverage, contention, furthest_below_roof,
                                       machine_state, rows_flagged)
 from hwprof.measuring.rounds import BIMODAL_GAP
 from hwprof.presentation.console import si
+from hwprof.presentation.text import visible
 from hwprof.running.rundir import atomic_write_text, read_run_json
 from hwprof.running.results import read_results
 
@@ -179,9 +181,10 @@ def findings(df: pd.DataFrame, meta: dict) -> list[str]:
     over = above_roof(df)
     if over:
         lines.append(f"{len(over)} rows ran faster than their measured roof by more than 5% ({', '.join(over[:3])}"
-                     f"{'...' if len(over) > 3 else ''}): the roof sweep did not find this machine's best; "
-                     "measure the roofs again on a quiet machine.")
-    return lines
+                     f"{'...' if len(over) > 3 else ''}). A dense matmul row that beats its compute roof beyond its "
+                     "interval raises it; these are within their interval of it, or memory-bound rows whose operands "
+                     "stayed in cache, which the memory roof (measured beyond the last-level cache) does not cover.")
+    return lines + notes(df, meta)
 
 
 def render_report(run_dir: Path) -> list[Path]:
@@ -198,7 +201,7 @@ def render_report(run_dir: Path) -> list[Path]:
 
 def to_markdown(df: pd.DataFrame, meta: dict, images: dict[str, Path], extra: list | None = None) -> str:
     name = meta.get("suite", {}).get("name", "")
-    out = [f"# hwprof report: {_md_escape(name)} on {meta.get('device')}", ""]
+    out = [f"# hwprof report: {_md_escape(name)} on {_md_escape(meta.get('device'))}", ""]
     out += ["## Machine and method", ""] + [f"- {_md_escape(line)}" for line in machine_lines(meta)] + [""]
     out += ["## Findings", ""] + [f"- {_md_escape(line)}" for line in findings(df, meta)] + [""]
     for fname, title in PLOTS:
@@ -215,11 +218,13 @@ def to_markdown(df: pd.DataFrame, meta: dict, images: dict[str, Path], extra: li
 
 
 def _md_escape(text: str) -> str:
-    return html.escape(str(text), quote=False).replace("|", "\\|")
+    """A data string in Markdown: control characters written out (a newline would split a heading or a
+    table row), HTML and table pipes escaped."""
+    return html.escape(visible(text), quote=False).replace("|", "\\|")
 
 
 def to_html(df: pd.DataFrame, meta: dict, images: dict[str, Path], extra: list | None = None) -> str:
-    esc = html.escape
+    esc = lambda text: html.escape(visible(text))   # noqa: E731  (data: control characters shown)
     name = meta.get("suite", {}).get("name", "")
     head = [f"<h1>hwprof report: {esc(str(name))} on {esc(str(meta.get('device')))}</h1>"]
     head.append("<h2>Machine and method</h2><ul>" + "".join(f"<li>{esc(l)}</li>" for l in machine_lines(meta)) + "</ul>")
