@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any, Callable
 
 import torch
 
@@ -21,12 +22,14 @@ _UNSUPPORTED_PHRASES = ("not implemented for", "no viable backend", "not support
                         "no execution plans support the graph")
 
 
-def build_case(spec: Spec, device: torch.device, seed: int = 0, probe: bool = True) -> tuple[Case, object]:
+def build_case(spec: Spec, device: torch.device, seed: int = 0, probe: bool = True,
+               call: Callable[[Callable[[], Any]], Any] | None = None) -> tuple[Case, object]:
     """Return the case and the output of one probing call (which also serves as the first warm-up).
 
     A combination torch cannot run raises Unsupported with torch's own words; anything else propagates.
-    `probe=False` builds a case known to run (again, in fresh memory) and returns no output, nor the costly
-    extras (pruning_error) the first build computed for the same seed: its `extras` is empty.
+    `call(run)` makes the probing call when given (the runner times and traces it there); by default
+    `run()`. `probe=False` builds a case known to run (again, in fresh memory) and returns no output, nor the
+    costly extras (pruning_error) the first build computed for the same seed: its `extras` is empty.
     """
     if isinstance(spec, AttentionSpec):
         case = build_attention(spec, device, seed)
@@ -40,7 +43,7 @@ def build_case(spec: Spec, device: torch.device, seed: int = 0, probe: bool = Tr
         warnings.simplefilter("always")
         try:
             with case.context():
-                out = case.run()
+                out = call(case.run) if call is not None else case.run()
         except (RuntimeError, NotImplementedError, ValueError) as e:
             if isinstance(e, torch.OutOfMemoryError) or not _looks_unsupported(str(e)):
                 raise
