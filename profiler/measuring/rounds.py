@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 import statistics
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, Sequence
 
-from hwprof.measuring.arm import Arm, Context, RoundsMeasurement, Side, prepare_arm
+from hwprof.measuring.arm import Arm, Context, RoundsMeasurement, Side, Window, prepare_arm
 from hwprof.measuring.contention import SLOWER_THAN_QUIET, LoadProbe, WindowLoad, combine_loads
 from hwprof.measuring.measure import MIN_SAMPLES_HARD, Policy, flush_energy, run_window
 from hwprof.measuring.meters.base import EnergyMeter, EnergyReading
@@ -33,15 +33,6 @@ MIN_PROBE_S = 0.2           # CPU times tick every 10 ms: shorter probes say not
 # Round medians split by a gap this wide flag `bimodal`: the repeat target is 15% between runs, and a row
 # whose rounds sit at two speeds that far apart can miss it by its median alone.
 BIMODAL_GAP = 0.15
-
-@dataclass
-class _Window:
-    arm: Arm
-    samples: list[float]
-    calls: int
-    wall: float
-    joules: float | None
-
 
 class Family:
     """A reference and its configurations, measured round by round (see the module docstring)."""
@@ -77,7 +68,8 @@ class Family:
         return not self.active
 
     def round(self) -> None:
-        """One round over the active configurations; a round the machine was busy for is dropped."""
+        """One round over the active configurations; a round the machine was busy for is dropped, unless
+        measuring it again would take one of them past its cap."""
         arms = self.active
         if not arms:
             return
@@ -92,7 +84,7 @@ class Family:
         windows = []
         for arm in order:
             try:
-                windows.append(self._window(arm))
+                windows.append(self._first(arm) or self._window(arm))
             except Exception as e:          # this callable failed: drop the round, go on without it
                 arm.error = e
                 if arm is self.reference:
@@ -100,11 +92,14 @@ class Family:
                 if self.probe is not None:
                     self.probe.stop()
                 return
+        self._charge(windows)
         load = self.probe.stop() if self.probe is not None else None
         if load is not None and load.window_s < MIN_PROBE_S:
             load = None
-        busy = load is not None and load.contended and self.discarded < self.policy.rounds
-        slow = not busy and self._slow(windows) and self.slow_discarded < self.policy.rounds // 2
+        affordable = all(a.cost_s + self.round_cost(a) <= a.cap_s for a in arms)
+        busy = load is not None and load.contended and self.discarded < self.policy.rounds and affordable
+        slow = (not busy and affordable and self._slow(windows)
+                and self.slow_discarded < self.policy.rounds // 2)
         if busy or slow:
             self.discarded += int(busy)
             self.slow_discarded += int(slow)
@@ -115,13 +110,50 @@ class Family:
         for a in arms:
             a.done = self._finished(a)
 
-    def _slow(self, windows: list[_Window]) -> bool:
+    def _first(self, arm: Arm) -> Window | None:
+        """A configuration's probing call, used once as its first window (calls longer than a window)."""
+        w, arm.first = arm.first, None
+        if w is None or arm is self.reference:
+            return None
+        self.sampled_s += w.wall
+        joules = (w.joules if w.joules is not None else math.nan) if self.per_round_energy else None
+        return replace(w, joules=joules, recorded=True)
+
+    def _charge(self, windows: list[Window]) -> None:
+        """What the round cost each callable: its own window (a recorded probe was paid when it was made)
+        and, for a configuration, its share of each reference window beside it (split between the two
+        configurations a window serves). A reference pays all of its windows."""
+        charged: dict[int, float] = {}
+        for i, w in enumerate(windows):
+            if w.arm is not self.reference:
+                charged[id(w.arm)] = charged.get(id(w.arm), 0.0) + w.wall
+                w.arm.cost_s += 0.0 if w.recorded else w.wall
+                continue
+            self.reference.cost_s += w.wall
+            near = [windows[j].arm for j in (i - 1, i + 1)
+                    if 0 <= j < len(windows) and windows[j].arm is not self.reference]
+            for a in near:
+                a.cost_s += w.wall / len(near)
+                charged[id(a)] = charged.get(id(a), 0.0) + w.wall / len(near)
+        for w in windows:
+            if id(w.arm) in charged:
+                w.arm.last_round_s = charged[id(w.arm)]
+
+    def round_cost(self, arm: Arm) -> float:
+        """What one more round would cost `arm`: its last round's, or before any, a window (at least one
+        call) and a reference window beside it."""
+        if arm.last_round_s:
+            return arm.last_round_s
+        paired = self.reference is not None and arm is not self.reference
+        return max(self.round_s, arm.call_s) + (max(self.round_s, self.reference.call_s) if paired else 0.0)
+
+    def _slow(self, windows: list[Window]) -> bool:
         """The host was busier than usual: the round's reference windows, by their median, ran
         SLOWER_THAN_QUIET or more slower than the reference does on this machine when it is quiet."""
         refs = [statistics.median(w.samples) for w in windows if w.arm is self.reference]
         return bool(self.quiet_ref_s and refs) and statistics.median(refs) >= self.quiet_ref_s * (1 + SLOWER_THAN_QUIET)
 
-    def _window(self, arm: Arm) -> _Window:
+    def _window(self, arm: Arm) -> Window:
         with arm.context():
             if self.per_round_energy:
                 self.meter.start()
@@ -131,9 +163,9 @@ class Family:
         joules = None
         if reading is not None:
             joules = reading.energy_j if reading.energy_j is not None else math.nan
-        return _Window(arm, samples, calls, wall, joules)
+        return Window(arm, samples, calls, wall, joules)
 
-    def _keep(self, windows: list[_Window], load: WindowLoad | None) -> None:
+    def _keep(self, windows: list[Window], load: WindowLoad | None) -> None:
         for w in windows:
             side = w.arm.side
             side.samples += w.samples
@@ -164,7 +196,10 @@ class Family:
 
     def _finished(self, arm: Arm) -> bool:
         p = self.policy
-        if len(arm.side.round_medians) < p.rounds or len(arm.side.samples) < MIN_SAMPLES_HARD:
+        rounds = len(arm.side.round_medians)
+        if rounds and arm.cost_s + self.round_cost(arm) > arm.cap_s:
+            return True                     # one more round would take it past its cap: few-rounds
+        if rounds < p.rounds or len(arm.side.samples) < MIN_SAMPLES_HARD:
             return False
         if arm.spent_s >= p.budget_s:
             return True
@@ -208,6 +243,8 @@ class Family:
             flags.append("noisy")
         if not summary.exact:
             flags.append("few-repeats")
+        if len(arm.side.round_medians) < p.rounds:
+            flags.append("few-rounds")          # its cap allowed fewer rounds than the suite asks (long calls)
         if any(two_speeds(v, BIMODAL_GAP) is not None for v in (arm.side.round_medians, arm.ratios)):
             flags.append("bimodal")             # its times, or its hef against a reference that switched
         energy = arm.energy or EnergyReading(None, sum(arm.side.windows), "none")
@@ -225,7 +262,8 @@ class Family:
         return RoundsMeasurement(arm.side, reference, arm.batch, summary, hef, hef_ci, hef_energy_ci, energy,
                                  arm.energy_calls or sum(arm.side.calls), energy.window_s, load,
                                  flags, sum(arm.side.windows) + arm.energy_window_s, arm.flush_j, paired_energy,
-                                 self.reference.batch if self.reference is not None else 0, arm.discarded)
+                                 self.reference.batch if self.reference is not None else 0, arm.discarded,
+                                 arm.cost_s)
 
 
 def measure_rounds(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, policy: Policy,
