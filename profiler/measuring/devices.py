@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import platform
 import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import psutil
 import torch
 
 from hwprof.errors import BadInput
-from hwprof.measuring.peaks import Peak, cpu_peaks, gpu_peaks, match_gpu
+from hwprof.measuring.cpu import INTERESTING_FLAGS, CpuInfo, cpu_info, cpu_peak_table
+from hwprof.measuring.peaks import Peak, gpu_peaks, match_gpu
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
@@ -33,96 +31,6 @@ def resolve_device(text: str | None) -> torch.device:
     return torch.device("cpu")
 
 
-def usable_cpus() -> list[int]:
-    """The CPUs this process may run on (its affinity), the set every CPU share is taken over."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:           # no affinity API (macOS): every CPU
-        return list(range(psutil.cpu_count() or 1))
-
-
-@dataclass
-class CpuInfo:
-    model: str
-    vendor: str
-    flags: list[str]
-    physical_cores: int
-    logical_cpus: int
-    usable_cpus: int
-    threads: int                     # torch intra-op threads used for the run
-    max_mhz: float                   # 0 when unknown (VMs often expose only the base clock)
-    max_mhz_source: str = ""
-    microarch: str = ""              # family/model/stepping (x86) or implementer/part (Arm): VMs often name
-                                     # every generation alike ("AMD EPYC"), and a Zen 4 and a Zen 5 differ 2x
-
-    @property
-    def compute_cores(self) -> int:
-        """Cores whose vector units the threads can use (SMT siblings share them)."""
-        return max(1, min(self.threads, self.physical_cores, self.usable_cpus))
-
-
-def _cpuinfo_fields(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        if ":" in line:
-            k, v = line.split(":", 1)
-            out.setdefault(k.strip(), v.strip())
-    return out
-
-
-def microarch(fields: dict[str, str]) -> str:
-    """Pure: the processor's identity from /proc/cpuinfo fields, "" where the kernel does not say."""
-    if "cpu family" in fields:
-        return " ".join(f"{k} {fields[k]}" for k in ("cpu family", "model", "stepping") if fields.get(k))
-    arm = [f"{k.split()[-1]} {fields[k]}" for k in ("CPU implementer", "CPU part", "CPU variant") if fields.get(k)]
-    return " ".join(arm)
-
-
-def cpu_info(cpuinfo_path: Path = Path("/proc/cpuinfo")) -> CpuInfo:
-    fields: dict[str, str] = {}
-    try:
-        fields = _cpuinfo_fields(cpuinfo_path.read_text())
-    except OSError:
-        pass
-    flags = sorted(set(fields.get("flags", "").split()))
-    mhz, mhz_source = max_cpu_mhz()
-    return CpuInfo(
-        model=fields.get("model name") or platform.processor() or platform.machine(),
-        vendor=fields.get("vendor_id", ""),
-        flags=flags,
-        physical_cores=psutil.cpu_count(logical=False) or psutil.cpu_count() or 1,
-        logical_cpus=psutil.cpu_count() or 1,
-        usable_cpus=len(usable_cpus()),
-        threads=torch.get_num_threads(),
-        max_mhz=float(mhz),
-        max_mhz_source=mhz_source,
-        microarch=microarch(fields),
-    )
-
-
-CPUFREQ_MAX = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
-
-
-def max_cpu_mhz(cpufreq_max: Path = CPUFREQ_MAX) -> tuple[float, str]:
-    """The maximum (boost) clock, which a theoretical peak needs. /proc/cpuinfo's 'cpu MHz' is not used:
-    in VMs it is the base clock, and a peak computed from it is exceeded by real kernels."""
-    try:
-        return int(cpufreq_max.read_text().strip()) / 1000.0, str(cpufreq_max)
-    except (OSError, ValueError):
-        pass
-    try:
-        f = psutil.cpu_freq()
-        if f and f.max:
-            return float(f.max), "psutil.cpu_freq().max"
-    except Exception:
-        pass
-    return 0.0, "unknown (no cpufreq; give the maximum clock, cpu_max_ghz)"
-
-
-INTERESTING_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni",
-                     "avx_vnni", "amx_bf16", "amx_fp16", "amx_int8", "sve", "asimd")
-
-
 @dataclass
 class DeviceInfo:
     device: str
@@ -141,7 +49,9 @@ class DeviceInfo:
         return d
 
 
-def describe(device: torch.device, cpu_max_ghz: float | None = None) -> DeviceInfo:
+def describe(device: torch.device, cpu_max_ghz: float | None = None,
+             rates: dict[str, float] | None = None) -> DeviceInfo:
+    """What `device` is; `rates` (measured roofs, precision -> FLOP/s) bound a CPU's clock from below."""
     cpu = cpu_info()
     if cpu_max_ghz:
         cpu.max_mhz, cpu.max_mhz_source = cpu_max_ghz * 1000.0, "given by the user (cpu_max_ghz)"
@@ -164,7 +74,7 @@ def describe(device: torch.device, cpu_max_ghz: float | None = None) -> DeviceIn
         gpu.update(nvml_static(device))
         return DeviceInfo(str(device), props.name, "cuda", props.total_memory,
                           gpu_peaks(props.name, props.multi_processor_count), cpu, gpu)
-    peaks = cpu_peaks(set(cpu.flags), cpu.vendor, cpu.compute_cores, cpu.max_mhz / 1000.0)
+    peaks, _ = cpu_peak_table(cpu, rates)
     return DeviceInfo("cpu", cpu.model, "cpu", psutil.virtual_memory().total, peaks, cpu)
 
 

@@ -39,7 +39,7 @@ def device_identity(kind: str, logical: str = "") -> tuple[str, str, str]:
     model and host name on a CPU (with the logical node's name, so logical nodes of one machine stay
     apart). Stable across Ray restarts, so a resumed fleet run finds each device's rows."""
     import torch
-    from hwprof.measuring.devices import cpu_info
+    from hwprof.measuring.cpu import cpu_info
     host = platform.node()
     if kind == "cuda":
         props = torch.cuda.get_device_properties(0)

@@ -15,7 +15,8 @@ from typing import Callable, Iterator
 
 import torch
 
-from hwprof.measuring.devices import INTERESTING_FLAGS, DeviceInfo
+from hwprof.measuring.cpu import INTERESTING_FLAGS
+from hwprof.measuring.devices import DeviceInfo
 
 
 def machine_key(info: DeviceInfo) -> dict:

@@ -5,7 +5,9 @@ import torch
 
 from hwprof.errors import BadInput
 from hwprof.measuring import devices
-from hwprof.measuring.devices import Sensors, cpu_info, describe, max_cpu_mhz, resolve_device, throttled, usable_cpus
+from hwprof.measuring import cpu as cpu_mod
+from hwprof.measuring.cpu import cpu_info, max_cpu_mhz, usable_cpus
+from hwprof.measuring.devices import Sensors, describe, resolve_device, throttled
 
 
 def test_resolve_device_accepts_the_documented_forms_and_refuses_others():
@@ -53,7 +55,7 @@ def test_max_clock_from_cpufreq_or_unknown(tmp_path, monkeypatch):
     f = tmp_path / "cpuinfo_max_freq"
     f.write_text("3700000\n")
     assert max_cpu_mhz(f) == (3700.0, str(f))
-    monkeypatch.setattr(devices.psutil, "cpu_freq", lambda: None)
+    monkeypatch.setattr(cpu_mod.psutil, "cpu_freq", lambda: None)
     mhz, source = max_cpu_mhz(tmp_path / "absent")
     assert mhz == 0.0 and "unknown" in source
 
@@ -90,3 +92,38 @@ def test_device_current_makes_the_measured_cuda_device_current(monkeypatch):
     with device_current(torch.device("cpu")):
         pass
     assert seen == [torch.device("cuda", 1)]
+
+
+def _cpu(flags, vendor, microarch, max_mhz=0.0, source="unknown (no cpufreq)", reported=2599.998, threads=2):
+    from hwprof.measuring.cpu import CpuInfo
+    return CpuInfo("Intel Xeon Processor", vendor, sorted(flags), 2, 2, 2, threads, max_mhz, source,
+                   microarch=microarch, reported_mhz=reported)
+
+
+XEON = _cpu({"avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_int8"},
+            "GenuineIntel", "cpu family 6 model 143 stepping 8")
+
+
+def test_a_vm_without_cpufreq_gets_a_peak_no_lower_than_its_measured_roofs():
+    """The Xeon VM of issue 27: /proc/cpuinfo says 2599.998 MHz, there is no cpufreq, and without a clock no
+    row had an MFU. The clock is the reported one, raised to what the measured roofs need."""
+    from hwprof.measuring.cpu import cpu_peak_table
+    assert cpu_peak_table(XEON, None) == ({}, {"ghz": None, "source": cpu_peak_table(XEON, None)[1]["source"]})
+    slow_roofs = {"fp32": 150e9, "bf16": 1.12e12}                # below what 2.6 GHz allows: the clock stays
+    peaks, clock = cpu_peak_table(XEON, slow_roofs)
+    assert clock["ghz"] == pytest.approx(2.599998) and clock["source"] == "/proc/cpuinfo"
+    assert peaks["bf16"].flops_per_s == pytest.approx(2 * 2.599998e9 * 1024) and "AMX-BF16" in peaks["bf16"].source
+    fast = {"fp32": 150e9, "bf16": 1.12e12, "fp16": 800e9}       # fp16 needs 800e9 / (2 x 128) = 3.125 GHz
+    peaks, clock = cpu_peak_table(XEON, fast)
+    assert clock["ghz"] == pytest.approx(3.125) and "fp16 roof" in clock["source"] and "2.60 GHz" in clock["source"]
+    assert all(peaks[p].flops_per_s >= r for p, r in fast.items())
+
+
+def test_a_given_clock_overrides_and_cpufreq_is_still_raised_by_the_roofs():
+    from hwprof.measuring.cpu import cpu_peak_table
+    user = _cpu(XEON.flags, "GenuineIntel", XEON.microarch, 1800.0, "given by the user (cpu_max_ghz)")
+    peaks, clock = cpu_peak_table(user, {"fp16": 800e9})
+    assert clock == {"ghz": 1.8, "source": "given by the user", "cores": 2}
+    freq = _cpu(XEON.flags, "GenuineIntel", XEON.microarch, 3800.0, "/sys/.../cpuinfo_max_freq")
+    assert cpu_peak_table(freq, None)[1]["ghz"] == pytest.approx(3.8)
+    assert cpu_peak_table(freq, {"fp16": 2e12})[1]["ghz"] == pytest.approx(2e12 / (2 * 128e9))

@@ -1,6 +1,6 @@
 import pytest
 
-from hwprof.measuring.peaks import (cpu_flops_per_cycle, cpu_peaks, gpu_peaks, gpu_table, match_gpu, normalize_gpu_name,
+from hwprof.measuring.peaks import (clock_lower_bound, cpu_flops_per_cycle, cpu_peaks, gpu_peaks, gpu_table, match_gpu, normalize_gpu_name,
                                     split_mig)
 
 
@@ -75,15 +75,42 @@ def test_peaks_are_dense_and_sourced():
     assert "fp8_e4m3" not in match_gpu("NVIDIA A100-SXM4-80GB").tflops
 
 
-def test_cpu_flops_per_cycle_from_flags():
-    assert cpu_flops_per_cycle({"avx2", "fma"}, "AuthenticAMD") == {"fp32": 32, "fp64": 16}
-    intel = cpu_flops_per_cycle({"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni"}, "GenuineIntel")
-    assert intel["fp32"] == 64 and intel["bf16"] == 128 and intel["int8"] == 256
-    assert cpu_flops_per_cycle({"avx2", "fma", "avx512f"}, "AuthenticAMD")["fp32"] == 32   # Zen 4: 256-bit pipes
-    assert cpu_flops_per_cycle({"amx_bf16", "amx_int8", "avx512f"}, "GenuineIntel")["int8"] == 2048
+# The flags /proc/cpuinfo shows on the CPUs this project met (the ones that matter here)
+XEON_AMX = {"avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_int8",
+            "amx_tile"}                                      # Intel Xeon, family 6 model 143/207 (SPR/EMR)
+ZEN = {"avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni"}
 
 
-def test_cpu_peak_needs_a_clock():
-    assert cpu_peaks({"avx2", "fma"}, "x", cores=2, ghz=0.0) == {}
-    p = cpu_peaks({"avx2", "fma"}, "x", cores=2, ghz=3.0)["fp32"]
-    assert p.flops_per_s == 2 * 3e9 * 32 and p.kind == "theoretical" and "theoretical" in p.source
+def flops(table):
+    return {p: c.flops for p, c in table.items()}
+
+
+def test_cpu_flops_per_cycle_from_flags_and_the_core_generation():
+    avx2 = flops(cpu_flops_per_cycle({"avx2", "fma"}, "AuthenticAMD"))
+    assert avx2 == {"fp32": 32, "fp64": 16, "bf16": 32, "fp16": 32, "int8": 64, "fp8_e4m3": 32}
+    xeon = cpu_flops_per_cycle(XEON_AMX, "GenuineIntel", "cpu family 6 model 143 stepping 8")
+    assert flops(xeon) == {"fp32": 64, "fp64": 32, "bf16": 1024, "fp16": 128, "int8": 2048, "fp8_e4m3": 1024}
+    assert "AMX" in xeon["bf16"].path and "AVX512-FP16" in xeon["fp16"].path and "no fp8" in xeon["fp8_e4m3"].path
+    zen4 = flops(cpu_flops_per_cycle(ZEN, "AuthenticAMD", "cpu family 25 model 17 stepping 1"))
+    zen5 = flops(cpu_flops_per_cycle(ZEN, "AuthenticAMD", "cpu family 26 model 2 stepping 1"))
+    assert zen4["fp32"] == 32 and zen5["fp32"] == 64          # 256-bit pipes against 512-bit ones
+    assert zen5["bf16"] == 128 and zen5["int8"] == 256 and zen5["fp16"] == 64   # no AVX512-FP16: fp32's
+
+
+def test_cpu_peak_needs_a_clock_and_names_its_path_and_clock():
+    table = cpu_flops_per_cycle({"avx2", "fma"}, "x")
+    assert cpu_peaks(table, cores=2, ghz=0.0, clock_source="none") == {}
+    p = cpu_peaks(table, cores=2, ghz=3.0, clock_source="cpufreq maximum")["fp32"]
+    assert p.flops_per_s == 2 * 3e9 * 32 and p.kind == "theoretical"
+    assert "cpufreq maximum" in p.source and "AVX2 FMA" in p.source
+
+
+def test_the_clock_is_the_slowest_at_which_the_cores_reach_every_measured_rate():
+    table = cpu_flops_per_cycle(ZEN, "AuthenticAMD", "cpu family 26 model 2 stepping 1")
+    # the Zen 5 roofs: fp32 218.6 GFLOP/s (MKL's AVX2 path), bf16 944.6, int8 1946.2 GOP/s, on 2 cores
+    ghz, precision = clock_lower_bound({"fp32": 218.6e9, "bf16": 944.6e9, "int8": 1946.2e9}, table, 2)
+    assert precision == "int8" and ghz == pytest.approx(1946.2e9 / (2 * 256 * 1e9))
+    peaks = cpu_peaks(table, 2, ghz, "bound")
+    assert all(peaks[p].flops_per_s >= r * (1 - 1e-12)
+               for p, r in {"fp32": 218.6e9, "bf16": 944.6e9, "int8": 1946.2e9}.items())
+    assert clock_lower_bound({}, table, 2) is None and clock_lower_bound({"tf32": 1e12}, table, 2) is None

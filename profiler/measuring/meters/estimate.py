@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 from hwprof.measuring.cputime import percpu_reader, share
-from hwprof.measuring.devices import usable_cpus
+from hwprof.measuring.cpu import usable_cpus
 from hwprof.measuring.meters.base import EnergyMeter
 
 DEFAULT_WATTS_PER_CPU = 7.0    # a rough server-class average of TDP per core; the user may give the real TDP
