@@ -22,6 +22,8 @@ from hwprof.kernels.case import all_finite
 from hwprof.kernels.spec import Spec, reference_of
 from hwprof.measuring.contention import LoadProbe
 from hwprof.measuring.devices import Sensors, device_current, free_memory
+from hwprof.measuring.impl import Impl
+from hwprof.measuring.probe import Prober
 from hwprof.measuring.measure import Policy
 from hwprof.measuring.rounds import Arm, Family, prepare_arm
 from hwprof.running.results import Row
@@ -79,6 +81,7 @@ class _Built:
     arms: dict[str, Arm] = field(default_factory=dict)
     cases: dict[str, kernels.Case] = field(default_factory=dict)
     rel_errors: dict[str, float] = field(default_factory=dict)
+    impls: dict[str, Impl] = field(default_factory=dict)
     rows: dict[str, Row] = field(default_factory=dict)
     ref_arm: Arm | None = None
     family: Family | None = None
@@ -134,14 +137,16 @@ def _build_one(spec: Spec, s: Session, b: _Built) -> None:
                                                         f"{free / 2**30:.1f} GiB free on {s.device}")
         return
     try:
-        case, out = kernels.build_case(spec, s.device, s.seed)
+        prober = Prober(s.timer, s.meter, s.device)
+        case, out = kernels.build_case(spec, s.device, s.seed, call=prober)
+        b.impls[cid] = prober.result.impl
         if not all_finite(out):
             b.rows[cid] = replace(base_row(spec, s.device, "error", "output contains NaN/Inf; no rate is reported"),
                                   flags="nonfinite")
             return
         b.rel_errors[cid] = case.rel_error(out)
         out = None
-        b.arms[cid] = prepare_arm(case.run, s.timer, s.policy, case.context)
+        b.arms[cid] = prepare_arm(case.run, s.timer, s.policy, case.context, probe=prober.result)
         b.cases[cid] = case
     except kernels.Unsupported as e:
         b.rows[cid] = base_row(spec, s.device, "unsupported", str(e))
@@ -226,7 +231,7 @@ def _rows(b: _Built, s: Session) -> list[Row]:
         reference = out.get(ref_id) or s.done.get(ref_id)
         m = fam.measurement(arm)
         out[cid] = ok_row(spec, b.cases[cid], m, s.device, s.info, b.rel_errors[cid],
-                          None if cid == ref_id else reference, b.before, b.after, s.roofs)
+                          None if cid == ref_id else reference, b.before, b.after, s.roofs, b.impls.get(cid))
     return [out[c.config_id] for c in b.plan.configs]
 
 

@@ -79,6 +79,8 @@ class Row:
     hef_time_run_sd: float | None = None        # sd of ln hef_time over this machine's last runs, in the interval
     rounds_remeasured: int | None = None        # rounds dropped and measured again (busy or slow machine)
     hef_energy_run_sd: float | None = None      # the same as hef_time_run_sd for hef_energy, by one meter
+    impl: str = ""                              # the library kernel(s) that ran, from one traced call
+    cost_s: float | None = None                 # what this configuration cost the run: probe, warm-up, windows
 
     def as_dict(self) -> dict:
         """The row keyed by column name."""
@@ -201,8 +203,27 @@ def read_results(path: Path) -> pd.DataFrame:
                        f"{'...' if len(missing) > 5 else ''})")
     df = pd.read_csv(io.StringIO(text), dtype={"reason": str, "flags": str, "sparsity": str, "shape": str,
                                                "peak_source": str, "model": str, "precision": str,
-                                               "host": str, "node_id": str, "device_uuid": str})
-    for col in ("reason", "flags", "peak_source", "model", "host", "node_id", "device_uuid"):
+                                               "host": str, "node_id": str, "device_uuid": str, "impl": str})
+    return typed(df)
+
+
+def _numeric_columns() -> list[str]:
+    """The columns whose Row field is a number (int, float, or either or None)."""
+    return [column_name(f.name) for f in fields(Row) if any(t in str(f.type) for t in ("int", "float"))]
+
+
+NUMERIC_COLUMNS = _numeric_columns()
+TEXT_COLUMNS = [c for c in ALL_COLUMNS if c not in NUMERIC_COLUMNS]
+
+
+def typed(df: pd.DataFrame) -> pd.DataFrame:
+    """The table with every numeric column a number (a cell that is not one, as a torn or foreign file can
+    hold, becomes NaN) and every text column text (empty, not NaN): what analysis and plots may assume."""
+    df = df.copy()
+    for col in NUMERIC_COLUMNS:
         if col in df:
-            df[col] = df[col].fillna("")
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    for col in TEXT_COLUMNS:
+        if col in df:
+            df[col] = df[col].where(df[col].notna(), "").astype(str)
     return df

@@ -12,9 +12,10 @@ from dataclasses import replace
 import torch
 
 from hwprof.kernels import Case
-from hwprof.kernels.schemes import compute_precision
-from hwprof.kernels.spec import Spec, reference_of, shape_str
+from hwprof.kernels.schemes import compute_precision, is_scheme
+from hwprof.kernels.spec import MatmulSpec, Spec, reference_of, shape_str
 from hwprof.measuring.devices import DeviceInfo, throttled
+from hwprof.measuring.impl import Impl, blas_library
 from hwprof.measuring.rounds import RoundsMeasurement
 from hwprof.running import efficiency as eff
 from hwprof.running.results import Row
@@ -33,12 +34,12 @@ def is_own_reference(spec: Spec) -> bool:
 
 
 def ok_row(spec: Spec, case: Case, m: RoundsMeasurement, device: torch.device, info: DeviceInfo,
-           rel_error: float, reference: Row | None, before: dict, after: dict, roofs: Roofs | None = None) -> Row:
+           rel_error: float, reference: Row | None, before: dict, after: dict, roofs: Roofs | None = None,
+           impl: Impl | None = None) -> Row:
     """A measured configuration's row; `reference` is its reference's row (None when not measured)."""
     t = m.summary.median
     energy = m.energy_per_call_j
-    peak = info.peaks.get(spec.precision)
-    flags = list(case.flags) + list(m.flags)
+    flags = list(case.flags) + list(m.flags) + implementation_flags(spec, device, impl)
     if m.load is not None:
         flags += m.load.flags(cpu_kernel=device.type == "cpu")
     if throttled(before, after):
@@ -52,7 +53,6 @@ def ok_row(spec: Spec, case: Case, m: RoundsMeasurement, device: torch.device, i
         energy_j=energy, power_w=m.power_w, energy_source=m.energy.source if energy is not None else "none",
         logical_flops_per_s=eff.rate(case.logical_flops, t), physical_flops_per_s=eff.rate(case.physical_flops, t),
         logical_flops_per_j=eff.rate(case.logical_flops, energy),
-        peak_flops_per_s=peak.flops_per_s if peak else None, peak_source=peak.source if peak else "",
         rel_error=rel_error, flags=",".join(dict.fromkeys(flags)),
         pruning_error=case.extras.get("pruning_error"), bytes_moved=case.bytes_moved, weight_bytes=case.weight_bytes,
         arithmetic_intensity=eff.rate(case.logical_flops, case.bytes_moved),
@@ -62,15 +62,9 @@ def ok_row(spec: Spec, case: Case, m: RoundsMeasurement, device: torch.device, i
         cpu_other_cores=m.load.other_cores if m.load else None,
         cpu_steal_frac=m.load.steal_frac if m.load else None,
         rounds=len(m.config.round_medians), rounds_remeasured=m.discarded_rounds,
+        impl=impl.label() if impl is not None else "", cost_s=m.cost_s or None,
     )
-    # MFU from the work done: logical FLOP/s of a sparse or causal row can exceed the peak, which would read
-    # as utilisation above 100%.
-    row.mfu = eff.mfu(row.physical_flops_per_s, row.peak_flops_per_s)
-    if roofs is not None:       # the roof of the work done: physical FLOPs over the bytes of the operands
-        row.roof_flops_per_s = eff.attainable(roofs.compute_roof(compute_precision(spec.precision)),
-                                              roofs.memory.bytes_per_s,
-                                              eff.rate(case.physical_flops, case.bytes_moved))
-        row.roof_frac = eff.rate(row.physical_flops_per_s, row.roof_flops_per_s)
+    row = placed(row, info, roofs)
     row = with_hef(row, spec, reference)
     if m.hef_time is not None and row.hef_time is not None:        # paired rounds: the better estimate
         row.hef_time = m.hef_time
@@ -81,6 +75,42 @@ def ok_row(spec: Spec, case: Case, m: RoundsMeasurement, device: torch.device, i
         row.hef_energy_ci_low, row.hef_energy_ci_high = m.hef_energy_ci or (None, None)
         row.doublings_energy = eff.doublings(row.hef_energy)
     return row
+
+
+def placed(row: Row, info: DeviceInfo, roofs: Roofs | None) -> Row:
+    """The row against the device's peak (mfu) and this machine's measured roofs (roof_frac), in the
+    precision whose arithmetic it runs (a scheme's); called again when a row of the run raised a roof."""
+    precision = compute_precision(row.precision)
+    peak = info.peaks.get(precision)
+    row.peak_flops_per_s, row.peak_source = (peak.flops_per_s, peak.source) if peak else (None, "")
+    # MFU from the work done: logical FLOP/s of a sparse or causal row can exceed the peak, which would read
+    # as utilisation above 100%.
+    row.mfu = eff.mfu(row.physical_flops_per_s, row.peak_flops_per_s)
+    if roofs is not None:       # the roof of the work done: physical FLOPs over the bytes of the operands
+        row.roof_flops_per_s = eff.attainable(roofs.compute_roof(precision), roofs.memory.bytes_per_s,
+                                              eff.rate(row.physical_flops, row.bytes_moved))
+        row.roof_frac = eff.rate(row.physical_flops_per_s, row.roof_flops_per_s)
+    return row
+
+
+# Library kernels that compute in fp32 (a 16- or 8-bit case that runs only these was widened first).
+_FP32_GEMMS = ("mkl:SGEMM", "mkl:SGEMM_BATCH", "mkl:SGEMV")
+
+
+def implementation_flags(spec: Spec, device: torch.device, impl: Impl | None) -> list[str]:
+    """What the traced call says about the row (measuring.impl): `reference-impl` when a library's reference
+    or fallback kernel computed it, or when a dense CPU matmul called no BLAS at all (aten's own loop, as
+    fp16 on CPUs without AVX512-FP16); `upcast-fp32` when a 16- or 8-bit matmul ran only fp32 GEMMs."""
+    if impl is None:
+        return []
+    flags = ["reference-impl"] if impl.reference else []
+    dense_matmul = isinstance(spec, MatmulSpec) and spec.sparsity.pattern == "dense" and not is_scheme(spec.precision)
+    if device.type == "cpu" and dense_matmul and impl.logged and blas_library() == "mkl" and not impl.kernels:
+        flags.append("reference-impl")
+    names = {str(k) for k in impl.kernels}
+    if dense_matmul and spec.precision in ("fp16", "bf16", "fp8_e4m3") and names and names <= set(_FP32_GEMMS):
+        flags.append("upcast-fp32")
+    return flags
 
 
 def with_hef(row: Row, spec: Spec, reference: Row | None) -> Row:

@@ -62,7 +62,7 @@ def test_added_columns_follow_the_contract_in_the_documented_order():
         "clock_mhz_start", "clock_mhz_end", "temp_c_start", "temp_c_end",
         "cpu_other_cores", "cpu_steal_frac", "hef_time_ci_low", "hef_time_ci_high", "hef_energy_ci_low",
         "hef_energy_ci_high", "rounds", "roof_flops_per_s", "roof_frac", "weight_bytes", "model", "host", "node_id",
-        "device_uuid", "hef_time_run_sd", "rounds_remeasured", "hef_energy_run_sd"]
+        "device_uuid", "hef_time_run_sd", "rounds_remeasured", "hef_energy_run_sd", "impl", "cost_s"]
 
 
 def test_a_results_file_from_before_the_trust_columns_still_reads(tmp_path):

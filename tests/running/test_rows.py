@@ -246,3 +246,25 @@ def test_a_reference_row_has_the_interval_one_to_one_by_definition():
 def test_an_out_of_memory_without_words_still_says_what_it_was():
     assert failure_reason(torch.OutOfMemoryError()) == "out of memory: OutOfMemoryError"
     assert failure_reason(MemoryError("no room")) == "out of memory: no room"
+
+
+def test_implementation_flags_say_when_a_fallback_or_an_fp32_gemm_computed_the_row(monkeypatch):
+    from hwprof.kernels.spec import MatmulSpec, SparsitySpec
+    from hwprof.measuring.impl import Impl, Kernel
+    from hwprof.running import rows
+    monkeypatch.setattr(rows, "blas_library", lambda: "mkl")
+    cpu = torch.device("cpu")
+    fp8 = MatmulSpec((512, 512, 512), "fp8_e4m3")
+    xeon = Impl((Kernel("onednn", "ref:any", True),), ("aten::_scaled_mm",))
+    assert rows.implementation_flags(fp8, cpu, xeon) == ["reference-impl"]                # the Xeon's fp8
+    zen = Impl((Kernel("mkl", "SGEMM"),), ("aten::_scaled_mm",))
+    assert rows.implementation_flags(fp8, cpu, zen) == ["upcast-fp32"]                    # Zen 5: widened to fp32
+    fp16 = MatmulSpec((512, 512, 512), "fp16")
+    assert rows.implementation_flags(fp16, cpu, Impl((), ("aten::mm",))) == ["reference-impl"]   # no BLAS at all
+    assert rows.implementation_flags(fp16, cpu, Impl((), ("aten::mm",), logged=False)) == []     # logs unreadable
+    csr = MatmulSpec((512, 512, 512), "fp32", SparsitySpec.parse("unstructured:0.1"))
+    assert rows.implementation_flags(csr, cpu, Impl((), ("aten::mm",))) == []             # sparse: no BLAS expected
+    bf16 = MatmulSpec((512, 512, 512), "bf16")
+    assert rows.implementation_flags(bf16, cpu, Impl((Kernel("onednn", "brg_matmul:avx10_1_512_amx"),))) == []
+    monkeypatch.setattr(rows, "blas_library", lambda: "open")                             # OpenBLAS logs no calls
+    assert rows.implementation_flags(fp16, cpu, Impl((), ("aten::mm",))) == []
