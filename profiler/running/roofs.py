@@ -8,7 +8,8 @@ fingerprint and cached (`machine_cache`); a precision a later suite needs is mea
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -17,21 +18,27 @@ from hwprof.kernels.build import build_case
 from hwprof.kernels.errors import Unsupported
 from hwprof.kernels.spec import MatmulSpec
 from hwprof.measuring.devices import DeviceInfo
+from hwprof.measuring.arm import LONG_CALL_S
 from hwprof.measuring.measure import run_window, warm_up
+from hwprof.measuring.meters import NoMeter
+from hwprof.measuring.probe import Prober
 from hwprof.measuring.stream import MemoryRoof, measure_memory_roof
 from hwprof.measuring.timing import Timer
 from hwprof.running import machine_cache
 from hwprof.running.machine_cache import fingerprint, read_cached, write_cached
 from hwprof.version import __version__
 
-METHOD_VERSION = 2          # bump when the method changes: cached roofs of another method are not reused
+METHOD_VERSION = 3          # bump when the method changes: cached roofs of another method are not reused
 CPU_SIZES = (256, 512, 1024, 2048, 4096)
 CUDA_SIZES = (1024, 2048, 4096, 8192, 16384)
 RISE = 1.03                 # a size must beat the best so far by 3% to count as rising
 PATIENCE = 2                # sizes in a row without rising that end the sweep (one could be a disturbed trial)
-WARMUP_S = 0.1              # each size: calls for this long first (allocator, caches and clocks settle)
-WINDOW_S = 0.2              # then batches for this long, the best batch's rate kept
+WARMUP_S = 0.05             # each shape: calls for this long first (allocator, caches and clocks settle)
+WINDOW_S = 0.15             # then batches for this long, the best batch's rate kept
 MIN_BATCH_S = 0.01
+# A row that beats its compute roof by more than its own interval raises it (the sweep missed this machine's
+# best shape); rows within this share above it are the noise a roof measured in seconds has.
+RAISE_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,8 @@ class ComputeRoof:
     flops_per_s: float | None      # None: no kernel for this precision here (reason says why)
     shape: str = ""                # the shape that reached it
     reason: str = ""
+    tried: tuple[str, ...] = ()    # shapes the sweep measured, or left out for its budget (not asked again)
+    raised_by: dict | None = None  # a row of a run that beat the sweep: config_id, run, shape, from_flops_per_s
 
 
 @dataclass
@@ -65,8 +74,9 @@ class Roofs:
     @classmethod
     def from_json(cls, d: dict) -> "Roofs":
         return cls(d["fingerprint"], d["machine"], d["measured"], MemoryRoof(**d["memory"]),
-                   {p: ComputeRoof(**r) for p, r in d["compute"].items()}, d.get("seconds", 0.0),
-                   d.get("cached", False))
+                   {p: ComputeRoof(**{**r, "tried": tuple(r.get("tried", ()))}) for p, r in d["compute"].items()},
+                   d.get("seconds", 0.0), d.get("cached", False))
+
 
 
 def machine_key(info: DeviceInfo) -> dict:
@@ -89,71 +99,157 @@ def _store(roofs: Roofs) -> None:
     write_cached("roofs", roofs.fingerprint, {**roofs.to_json(), "cached": True, "seconds": 0.0})
 
 
-def sweep_compute_roof(precision: str, device: torch.device, timer: Timer, budget_s: float,
-                       sizes: tuple[int, ...] | None = None) -> ComputeRoof:
-    """Best dense matmul rate of one precision: square sizes upwards until the rate stops rising by RISE,
-    the next size would not fit the budget, or memory runs out."""
-    sizes = sizes or (CUDA_SIZES if device.type == "cuda" else CPU_SIZES)
-    best: ComputeRoof | None = None
-    flat = 0
-    t_start = time.perf_counter()
-    last_call = 0.0
-    for n in sizes:
-        if best is not None and time.perf_counter() - t_start + max(8 * last_call * 3, WARMUP_S + WINDOW_S) > budget_s:
-            break                                   # the next size: ~8x a call, a few times, or the windows
-        try:
-            case, _ = build_case(MatmulSpec((n, n, n), precision), device)
-        except Unsupported as e:
-            return ComputeRoof(precision, None, reason=str(e))
-        except (torch.OutOfMemoryError, MemoryError):
-            break
+def _measure_shape(shape: tuple[int, ...], precision: str, device: torch.device, timer: Timer) -> tuple[float, float]:
+    """(physical FLOP/s, seconds this cost) of one dense matmul shape. The first call is timed: a call of
+    LONG_CALL_S or more is its own measurement (one-time costs are a few percent of it, and a second call
+    would only double its cost); shorter ones are warmed up and the best batch of a window is kept."""
+    t0 = time.perf_counter()
+    prober = Prober(timer, NoMeter(), device, trace=False)
+    case, _ = build_case(MatmulSpec(shape, precision), device, call=prober)
+    first = prober.result.seconds
+    if first >= LONG_CALL_S:
+        fastest = first
+    else:
         with case.context():
-            last_call = warm_up(case.run, timer, WARMUP_S)
-            batch = max(1, int(MIN_BATCH_S / last_call) if last_call > 0 else 1)
+            last = warm_up(case.run, timer, WARMUP_S)
+            batch = max(1, int(MIN_BATCH_S / last) if last > 0 else 1)
             per_call, _, _ = run_window(case.run, batch, timer, WINDOW_S)
-        fastest = min((t for t in per_call if t > 0), default=None)      # the best batch
-        rate = case.physical_flops / fastest if fastest else 0.0
-        del case
+        fastest = min((t for t in per_call if t > 0), default=first)      # the best batch
+    rate = case.physical_flops / fastest if fastest > 0 else 0.0
+    return rate, time.perf_counter() - t0
+
+
+def sweep_shapes(n: int) -> list[tuple[int, int, int]]:
+    """Tall, wide and deep shapes of the FLOPs of n^3 ([M, N, K]): kernels block M, N and K differently, and
+    on some machines (AMX) a wide shape beats every square."""
+    h = max(1, n // 2)
+    return [(2 * n, h, n), (h, 2 * n, n), (h, h, 4 * n)]
+
+
+def sweep_compute_roof(precision: str, device: torch.device, timer: Timer, budget_s: float,
+                       sizes: tuple[int, ...] | None = None, extra: list[tuple[int, ...]] = (),
+                       previous: ComputeRoof | None = None) -> ComputeRoof:
+    """Best dense matmul rate of one precision: square sizes upwards until the rate stops rising by RISE,
+    then `extra` (the suite's own shapes), then tall, wide and deep shapes at the best square, each left out
+    when its predicted cost would take the sweep past its budget. Shapes `previous` tried are not measured
+    again; its best stands unless beaten. The first shape is measured whatever it costs (a long first call is
+    its own measurement), so a sweep costs at most twice its budget plus one call."""
+    sizes = sizes or (CUDA_SIZES if device.type == "cuda" else CPU_SIZES)
+    best = previous if previous is not None and previous.flops_per_s else None
+    tried = list(previous.tried) if previous is not None else []
+    spent, per_flop_s = 0.0, None         # seconds per FLOP of the last shape: predicts the next one's call
+
+    def affordable(shape) -> bool:
+        if per_flop_s is None:
+            return True
+        call = per_flop_s * 2 * math.prod(shape)
+        return spent + (call if call >= LONG_CALL_S else 2 * call + WARMUP_S + WINDOW_S) <= budget_s
+
+    def measure(shape) -> bool:
+        nonlocal best, spent, per_flop_s
+        key = _key(shape)
+        if key in tried:
+            return False
+        tried.append(key)                 # measured now, or left out for the budget: not asked again
+        if not affordable(shape):
+            return False
+        rate, cost = _measure_shape(tuple(shape), precision, device, timer)
+        spent += cost
+        per_flop_s = 1.0 / rate if rate > 0 else per_flop_s
         rising = best is None or rate >= best.flops_per_s * RISE
         if best is None or rate > best.flops_per_s:
-            best = ComputeRoof(precision, rate, f"{n}x{n}x{n}")
-        flat = 0 if rising else flat + 1
-        if flat >= PATIENCE:
-            break
+            best = ComputeRoof(precision, rate, key)
+        return rising
+
+    try:
+        flat = 0
+        for n in sizes:
+            if _key((n, n, n)) in tried:
+                continue
+            if not affordable((n, n, n)):
+                break
+            flat = 0 if measure((n, n, n)) else flat + 1
+            if flat >= PATIENCE:
+                break
+        square = int(best.shape.split("x")[0]) if best is not None and best.shape.count("x") == 2 else sizes[0]
+        for shape in [tuple(x) for x in extra] + sweep_shapes(square):     # the suite's own first
+            measure(shape)
+    except Unsupported as e:
+        return ComputeRoof(precision, None, reason=str(e), tried=tuple(tried))
+    except (torch.OutOfMemoryError, MemoryError):
+        pass
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return best or ComputeRoof(precision, None, reason="no size fitted in memory")
+    if best is None:
+        return ComputeRoof(precision, None, reason="no shape fitted in memory", tried=tuple(tried))
+    return replace(best, tried=tuple(tried))
 
 
-def _cached_and_missing(info: DeviceInfo, precisions: list[str], remeasure: bool) -> tuple[Roofs | None, list[str]]:
-    """The cached roofs (None when remeasuring or none yet) and the precisions they lack, each once."""
+def _key(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def _cached_and_missing(info: DeviceInfo, wanted: dict[str, list], remeasure: bool) -> tuple[Roofs | None, list[str]]:
+    """The cached roofs (None when remeasuring or none yet) and the precisions to sweep: those not cached,
+    and those whose sweep has not tried one of the shapes `wanted` lists for it (the suite's own)."""
+    if not isinstance(wanted, dict):             # a list of precisions: no shapes of their own
+        wanted = {p: [] for p in wanted}
     roofs = None if remeasure else load_cached(info)
     have = roofs.compute if roofs is not None else {}
-    return roofs, [p for p in dict.fromkeys(precisions) if p not in have]
+    out = []
+    for p, shapes in wanted.items():
+        roof = have.get(p)
+        if roof is None or (roof.flops_per_s and any(_key(x) not in roof.tried for x in shapes)):
+            out.append(p)
+    return roofs, out
 
 
-def roofs_missing(info: DeviceInfo, precisions: list[str], remeasure: bool = False) -> bool:
-    """Whether get_roofs would measure: nothing cached for this machine, or a precision not yet in it."""
-    roofs, missing = _cached_and_missing(info, precisions, remeasure)
+def roofs_missing(info: DeviceInfo, wanted: dict[str, list], remeasure: bool = False) -> bool:
+    """Whether get_roofs would measure: nothing cached for this machine, or a precision or shape not yet in it."""
+    roofs, missing = _cached_and_missing(info, wanted, remeasure)
     return roofs is None or bool(missing)
 
 
-def get_roofs(info: DeviceInfo, device: torch.device, timer: Timer, precisions: list[str],
+def get_roofs(info: DeviceInfo, device: torch.device, timer: Timer, wanted: dict[str, list],
               remeasure: bool = False, budget_per_precision_s: float | None = None,
               notify: Callable[[str], None] = lambda text: None) -> Roofs:
-    """The cached roofs, with any precision they lack measured now (all of them when `remeasure`)."""
+    """The cached roofs, with what they lack measured now (all of it when `remeasure`). `wanted` maps each
+    precision the run needs to the dense shapes of its own it runs in that precision."""
     key = machine_key(info)
-    roofs, missing = _cached_and_missing(info, precisions, remeasure)
+    wanted = wanted if isinstance(wanted, dict) else {p: [] for p in wanted}
+    roofs, missing = _cached_and_missing(info, wanted, remeasure)
     t0 = time.perf_counter()
     if roofs is None:
         notify("measuring this machine's roofs (once; cached for later runs)")
         roofs = Roofs(fingerprint(key), key, time.strftime("%Y-%m-%d"), measure_memory_roof(device, timer=timer))
     budget = budget_per_precision_s or (3.0 if device.type == "cuda" else 1.0)
     for p in missing:
-        roofs.compute[p] = sweep_compute_roof(p, device, timer, budget)
+        roofs.compute[p] = sweep_compute_roof(p, device, timer, budget, extra=wanted[p], previous=roofs.compute.get(p))
     if missing or not roofs.cached:
         roofs.machine["hwprof"] = __version__
         _store(roofs)
     roofs.seconds = time.perf_counter() - t0
     roofs.cached = roofs.cached and not missing
     return roofs
+
+
+def raise_roofs(roofs: Roofs, rows: list, run: str) -> list[str]:
+    """Raise a compute roof that a dense matmul row beat beyond its own interval (the slowest end of its
+    time interval still faster than the roof by RAISE_TOLERANCE): the sweep missed this machine's best shape.
+    The roof records the row, the run and the shape; the cache is updated. Returns what was raised, in words."""
+    raised = []
+    for r in rows:
+        if r.status != "ok" or r.kernel != "matmul" or r.sparsity != "dense" or not r.physical_flops:
+            continue
+        roof = roofs.compute.get(r.precision)
+        if roof is None or not roof.flops_per_s or not r.time_s_median or not r.time_s_ci_high:
+            continue
+        rate, slowest = r.physical_flops / r.time_s_median, r.physical_flops / r.time_s_ci_high
+        if slowest > roof.flops_per_s * (1 + RAISE_TOLERANCE) and rate > roof.flops_per_s:
+            roofs.compute[r.precision] = replace(roof, flops_per_s=rate, shape=r.shape, raised_by={
+                "config_id": r.config_id, "run": run, "shape": r.shape, "from_flops_per_s": roof.flops_per_s,
+                "date": time.strftime("%Y-%m-%d")})
+            raised.append(f"{r.precision} {roof.flops_per_s / 1e9:.4g} -> {rate / 1e9:.4g} GFLOP/s by {r.config_id}")
+    if raised:
+        _store(roofs)
+    return raised

@@ -20,13 +20,17 @@ import torch
 from hwprof.kernels.quantized import torchao_version
 from hwprof.kernels.schemes import compute_precision, is_scheme
 from hwprof.measuring.contention import LoadProbe, nvml_other_processes, quiet_check, wait_for_quiet
-from hwprof.measuring.devices import Sensors, free_memory, usable_cpus
+from hwprof.kernels.spec import MatmulSpec
+from hwprof.measuring.cpu import cpu_peak_table, usable_cpus
+from hwprof.measuring.devices import Sensors, free_memory
+from hwprof.measuring.impl import import_profiler, warm_libraries
 from hwprof.measuring.measure import device_warmup, idle_power
 from hwprof.running.baseline import import_quantiles, load_baseline, record_run
 from hwprof.running.blocks import measure_block, plan_blocks, plan_families
 from hwprof.running.modelplan import model_tags
 from hwprof.running.results import ResultsWriter, Row, read_results
-from hwprof.running.roofs import Roofs, get_roofs, roofs_missing
+from hwprof.running.roofs import Roofs, get_roofs, raise_roofs, roofs_missing
+from hwprof.running.rows import placed
 from hwprof.running.session import RunOptions, Session, close_session, open_session
 
 @dataclass
@@ -120,9 +124,11 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
     if s.device.type == "cuda" or (s.opts.roofs and _roofs_to_measure(s)):
         warm = s.opts.device_warmup_s if s.opts.device_warmup_s is not None else (3.0 if s.device.type == "cuda" else 0.5)
         device_warmup(s.device, warm)
+    warm_libraries(s.device)             # their one-time start-up, before the first traced call
     if s.opts.roofs:
         with _measurement_window(s):
             s.roofs = _roofs(s, notify)
+    _refresh_peaks(s)
     if s.opts.baseline:
         s.baseline = load_baseline(s.info)
         s.meta["machine_history"] = {"fingerprint": s.baseline.fingerprint, "runs": len(s.baseline.runs)}
@@ -143,7 +149,7 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
             def on_pass(passes: int, completed: float, before=before, label=label) -> None:
                 listener.advance(before + completed, f"{label}{passes}")
 
-            measured = measure_block(block, s, tools.sensors, tools.probe, on_pass)
+            measured = _raise_roofs(s, measure_block(block, s, tools.sensors, tools.probe, on_pass), notify)
             for row in _against_baseline(s, block, measured, added, notify):
                 counts["contended_rows"] += "contended" in row.flags.split(",")
                 counts["remeasured_rows"] += bool(row.rounds_remeasured)
@@ -186,25 +192,57 @@ def _against_baseline(s: Session, block: list, measured: list[Row], added: dict,
 
 
 def _import_in_background(s: Session) -> threading.Thread | None:
-    """Start importing what the run will need later, torchao (about a second, when the suite has scheme rows)
-    and scipy's quantiles (for the history), so that it runs during the quiet check's idle second instead of
+    """Start importing what the run will need later, torchao (about a second, when the suite has scheme rows),
+    scipy's quantiles (for the history) and what the profiler loads at its first use (measuring.impl), so
+    that it runs during the quiet check's idle second instead of
     after it: the import is this process's work, which the check leaves out of what other processes use."""
     todo = ([torchao_version] if any(is_scheme(spec.precision) for spec in s.suite.specs) else []) + \
-        ([import_quantiles] if s.opts.baseline else [])
-    if not todo:
-        return None
+        ([import_quantiles] if s.opts.baseline else []) + [import_profiler]
     thread = threading.Thread(target=lambda: [f() for f in todo], name="hwprof-import", daemon=True)
     thread.start()
     return thread
 
 
-def _roof_precisions(s: Session) -> list[str]:
-    return ["fp32"] + [compute_precision(spec.precision) for spec in s.suite.specs]
+def _roof_wants(s: Session) -> dict[str, list]:
+    """Each precision the run computes in (fp32 always), with the dense matmul shapes it runs in it: the
+    compute sweep tries those too, since a machine's best shape need not be square."""
+    wants: dict[str, list] = {"fp32": []}
+    for spec in s.suite.specs:
+        p = compute_precision(spec.precision)
+        shapes = wants.setdefault(p, [])
+        if isinstance(spec, MatmulSpec) and spec.sparsity.pattern == "dense" and spec.precision == p \
+                and spec.pass_ == "fwd" and list(spec.shape) not in shapes:
+            shapes.append(list(spec.shape))
+    return wants
 
 
 def _roofs_to_measure(s: Session) -> bool:
     """Whether getting this run's roofs measures anything (none kept by a resumed run, or cached, for some)."""
-    return "roofs" not in s.meta and roofs_missing(s.info, _roof_precisions(s), s.opts.remeasure_roofs)
+    return "roofs" not in s.meta and roofs_missing(s.info, _roof_wants(s), s.opts.remeasure_roofs)
+
+
+def _refresh_peaks(s: Session) -> None:
+    """A CPU's theoretical peaks from a clock no slower than its measured roofs need (measuring.devices)."""
+    if s.device.type != "cpu" or s.info.cpu is None:
+        return
+    rates = {p: r.flops_per_s for p, r in s.roofs.compute.items() if r.flops_per_s} if s.roofs else None
+    s.info.peaks, s.meta["cpu_clock"] = cpu_peak_table(s.info.cpu, rates)
+    s.meta["peak_table"] = {p: v.__dict__ for p, v in s.info.peaks.items()}
+
+
+def _raise_roofs(s: Session, rows: list[Row], notify: Callable[[str], None]) -> list[Row]:
+    """A block's rows that beat their compute roof beyond their interval raise it (running.roofs); the peaks
+    follow, and the block's rows are placed again under both."""
+    if s.roofs is None:
+        return rows
+    raised = raise_roofs(s.roofs, rows, s.run_dir.name)
+    if not raised:
+        return rows
+    notify(f"rows of this run beat the measured roofs, which are raised: {'; '.join(raised)}")
+    s.meta["roofs"] = s.roofs.to_json()
+    s.meta.setdefault("roofs_raised", []).extend(raised)
+    _refresh_peaks(s)
+    return [placed(r, s.info, s.roofs) if r.status == "ok" else r for r in rows]
 
 
 def _roofs(s: Session, notify: Callable[[str], None]) -> Roofs:
@@ -212,7 +250,7 @@ def _roofs(s: Session, notify: Callable[[str], None]) -> Roofs:
     cached ones, with any precision of this suite they lack measured now."""
     if "roofs" in s.meta:
         return Roofs.from_json(s.meta["roofs"])
-    roofs = get_roofs(s.info, s.device, s.timer, _roof_precisions(s), s.opts.remeasure_roofs, notify=notify)
+    roofs = get_roofs(s.info, s.device, s.timer, _roof_wants(s), s.opts.remeasure_roofs, notify=notify)
     s.meta["roofs"] = roofs.to_json()
     return roofs
 
