@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from hwprof import kernels
 from hwprof.kernels.spec import AttentionSpec, MatmulSpec, SparsitySpec
-from hwprof.measuring.measure import Policy, measure
+from hwprof.measuring.arm import LONG_CALL_S, prepare_arm
+from hwprof.measuring.measure import Policy, measure, run_window
 from hwprof.measuring.meters import NoMeter, select_meter
+from hwprof.measuring.probe import Prober
 from hwprof.measuring.timing import timer_for
 
 TIME_TOLERANCE = 0.05
@@ -46,15 +49,29 @@ class Check:
         return self.hwprof / self.peer
 
 
-def _time_hwprof(fn, device) -> float:
-    m = measure(fn, timer_for(device), NoMeter(), Policy(budget_s=ROUND_S, min_window_s=ROUND_S, ci_target=0.01))
-    return m.summary.median
+def _time_hwprof(fn, batch: int, timer) -> float:
+    """hwprof's figure for one round: the median per-call time of a window of batches, as the runner takes it."""
+    return statistics.median(run_window(fn, batch, timer, ROUND_S)[0])
 
 
-def _time_torch_benchmark(fn, device) -> float:
+CHECK_BUDGET_S = 2 * ROUNDS * ROUND_S   # a time check's budget: both tools' rounds; it costs at most twice this + a call
+
+
+def _time_torch_benchmark(fn, device, seconds: float = ROUND_S) -> float:
     import torch.utils.benchmark as tb
     t = tb.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    return t.blocked_autorange(min_run_time=ROUND_S).median
+    return t.blocked_autorange(min_run_time=seconds).median
+
+
+def rounds_for(call_s: float) -> int:
+    """Pure: paired rounds a time check can afford for a kernel of `call_s` a call, within twice
+    CHECK_BUDGET_S plus that call: a round is hwprof's window (one call at least) and the peer's block
+    estimate and block (two calls at least); a call of LONG_CALL_S or more uses its probing call as hwprof's
+    first sample, so its first round costs the peer's two calls only."""
+    hw, peer = max(ROUND_S, call_s), max(ROUND_S, 2 * call_s)
+    if call_s >= LONG_CALL_S:
+        return max(1, min(ROUNDS, 1 + int((2 * CHECK_BUDGET_S - peer) // (hw + peer))))
+    return max(1, min(ROUNDS, int((2 * CHECK_BUDGET_S - call_s) // (hw + peer))))
 
 
 def _time_do_bench(fn) -> float:
@@ -84,7 +101,9 @@ def timing_specs(device: torch.device, quick: bool) -> list:
     return specs
 
 
-def time_checks(device: torch.device, quick: bool) -> list[Check]:
+def time_checks(device: torch.device, quick: bool, tick: Callable[[str], None] = lambda label: None) -> list[Check]:
+    """Each kernel kind timed by hwprof's own method (one batch choice, then a window a round, as the runner
+    measures) and by each peer, in rounds interleaved in one process, who goes first alternating."""
     specs = timing_specs(device, quick)
     peers = [("torch.utils.benchmark", lambda fn: _time_torch_benchmark(fn, device))]
     if device.type == "cuda":
@@ -93,29 +112,40 @@ def time_checks(device: torch.device, quick: bool) -> list[Check]:
             peers.append(("triton do_bench", _time_do_bench))
         except ImportError:
             pass
-    out = []
+    timer, out = timer_for(device), []
     for spec in specs:
         try:
-            case, _ = kernels.build_case(spec, device)
+            prober = Prober(timer, NoMeter(), device, trace=False)
+            case, _ = kernels.build_case(spec, device, call=prober)
         except kernels.Unsupported as e:
             out.append(Check("time", spec.config_id, None, None, "-", "skip", str(e)))
+            for _ in peers:
+                tick(spec.config_id)
             continue
+        call_s = prober.result.seconds
+        rounds = rounds_for(call_s)
         with case.context():
+            arm = prepare_arm(case.run, timer, Policy(round_s=ROUND_S), probe=prober.result)
+            probe_sample = call_s if arm.first is not None else None     # a long call's probe: hwprof's first
             for name, peer in peers:
+                tick(f"{spec.config_id} vs {name}")
+                first = [] if probe_sample is None else [probe_sample]
                 ours, theirs = [], []
-                for k in range(ROUNDS):       # interleaved, who goes first alternating, so drift hits both alike
+                for k in range(rounds):       # interleaved, who goes first alternating, so drift hits both alike
+                    mine = first.pop if first else (lambda: _time_hwprof(case.run, arm.batch, timer))
                     if k % 2:
                         theirs.append(peer(case.run))
-                        ours.append(_time_hwprof(case.run, device))
+                        ours.append(mine())
                     else:
-                        ours.append(_time_hwprof(case.run, device))
+                        ours.append(mine())
                         theirs.append(peer(case.run))
                 # the verdict is on the median of the per-round ratios: each pair saw the same machine phase
                 ratio = statistics.median(h / p for h, p in zip(ours, theirs))
                 ok = abs(ratio - 1) <= TIME_TOLERANCE
+                note = (f"median of {rounds} paired rounds' ratios, order alternating; tolerance {TIME_TOLERANCE:.0%}"
+                        + ("" if rounds == ROUNDS else f"; {rounds} of {ROUNDS} rounds: {call_s:.3g} s a call"))
                 out.append(Check("time", spec.config_id, statistics.median(ours), statistics.median(theirs), name,
-                                 "pass" if ok else "fail", f"median of {ROUNDS} paired rounds' ratios, order "
-                                 f"alternating; tolerance {TIME_TOLERANCE:.0%}", paired_ratio=ratio))
+                                 "pass" if ok else "fail", note, paired_ratio=ratio))
     return out
 
 
@@ -204,6 +234,27 @@ def energy_checks(device: torch.device) -> list[Check]:
                   f"joules over the same {ROUNDS} windows ({meter.source}; {what}); tolerance {ENERGY_TOLERANCE:.0%}")]
 
 
-def run_validation(device: torch.device, quick: bool = False) -> list[Check]:
-    """Every check on one device; a failed check has verdict "fail"."""
-    return flop_checks(device) + time_checks(device, quick) + energy_checks(device)
+FLOP_SPECS = 8
+
+
+def planned_checks(device: torch.device, quick: bool) -> int:
+    """How many steps `run_validation` reports to its progress callback."""
+    peers = 2 if device.type == "cuda" else 1
+    return 1 + len(timing_specs(device, quick)) * peers + 1
+
+
+def run_validation(device: torch.device, quick: bool = False,
+                   progress: Callable[[int, str], None] = lambda done, label: None) -> list[Check]:
+    """Every check on one device; a failed check has verdict "fail". `progress(done, label)` hears each step
+    (the FLOP checks, each time check per peer, the energy check) as it starts."""
+    done = [0]
+
+    def tick(label: str) -> None:
+        progress(done[0], label)
+        done[0] += 1
+    tick("FLOPs against FlopCounterMode")
+    checks = flop_checks(device) + time_checks(device, quick, tick)
+    tick("energy against Zeus")
+    checks += energy_checks(device)
+    progress(done[0], "done")
+    return checks

@@ -15,10 +15,10 @@ def test_flop_checks_pass_or_say_not_counted_on_cpu():
 
 
 def test_time_check_verdicts_follow_the_tolerance(monkeypatch):
-    monkeypatch.setattr(validate, "_time_hwprof", lambda fn, device: 1.02)
+    monkeypatch.setattr(validate, "_time_hwprof", lambda fn, batch, timer: 1.02)
     monkeypatch.setattr(validate, "_time_torch_benchmark", lambda fn, device: 1.00)
     assert {c.verdict for c in validate.time_checks(torch.device("cpu"), quick=True)} == {"pass"}
-    monkeypatch.setattr(validate, "_time_hwprof", lambda fn, device: 1.07)
+    monkeypatch.setattr(validate, "_time_hwprof", lambda fn, batch, timer: 1.07)
     checks = validate.time_checks(torch.device("cpu"), quick=True)
     assert {c.verdict for c in checks} == {"fail"} and abs(checks[0].ratio - 1.07) < 1e-12
 
@@ -30,7 +30,7 @@ def test_time_checks_pair_rounds_alternating_who_goes_first_and_judge_the_median
     log, speed = [], iter(range(1, 10_000))
 
     def tool(name):
-        def t(fn, device=None):
+        def t(fn, *args):
             log.append(name)
             return float(next(speed))
         return t
@@ -47,9 +47,9 @@ def test_time_checks_pair_rounds_alternating_who_goes_first_and_judge_the_median
 
 def test_exit_code_is_1_when_a_check_fails(monkeypatch, capsys):
     from hwprof.presentation.cli import main
-    monkeypatch.setattr(validate, "time_checks", lambda d, q: [validate.Check("time", "x", 2.0, 1.0, "peer", "fail")])
+    monkeypatch.setattr(validate, "time_checks", lambda d, q, tick: [validate.Check("time", "x", 2.0, 1.0, "peer", "fail")])
     assert main(["validate", "--device", "cpu", "--quick"]) == 1
-    monkeypatch.setattr(validate, "time_checks", lambda d, q: [])
+    monkeypatch.setattr(validate, "time_checks", lambda d, q, tick: [])
     assert main(["validate", "--device", "cpu", "--quick"]) == 0
     assert "0 failed" in capsys.readouterr().out
 
@@ -78,3 +78,55 @@ def test_energy_check_with_zeus_but_no_rapl_skips_with_a_reason(monkeypatch):
     monkeypatch.setattr(validate, "select_meter", lambda device: (validate.NoMeter(), []))
     (check,) = validate.energy_checks(torch.device("cpu"))
     assert check.verdict == "skip" and "RAPL" in check.note
+
+
+def test_rounds_fit_twice_the_budget_plus_one_call():
+    """On the Xeon, fp8 512^3 ran oneDNN's reference kernel at 6.37 s a call and validate took 17 minutes:
+    11 paired rounds per tool, each of several calls. A check now costs at most twice its budget plus a call."""
+    budget = validate.CHECK_BUDGET_S
+    for call in (1e-4, 0.01, 0.3, 0.84, 2.0, 6.37, 60.0):
+        r = validate.rounds_for(call)
+        hw, peer = max(validate.ROUND_S, call), max(validate.ROUND_S, 2 * call)
+        long = call >= validate.LONG_CALL_S
+        cost = call + (r * peer + (r - 1) * hw if long else r * (hw + peer))     # probe, then the rounds
+        assert 1 <= r <= validate.ROUNDS and (cost <= 2 * budget + call or r == 1), call
+    assert validate.rounds_for(1e-4) == validate.ROUNDS and validate.rounds_for(6.37) == 1
+
+
+def test_a_kernel_of_seconds_is_checked_within_its_cap_using_its_probe(monkeypatch):
+    """A fake 6.37 s kernel (the Xeon's fp8 reference kernel): the probing call is hwprof's sample, the peer
+    makes its two calls, and nothing else runs."""
+    from tests.measuring.fakes import ClockTimer, FakeClock
+    clock = FakeClock()
+
+    class CallingTimer(ClockTimer):               # calls fn (the probe needs its output), time is the clock's
+        def time_batch(self, fn, n):
+            fn()
+            return super().time_batch(fn, n)
+    timer = CallingTimer(clock, [6.37])
+    calls = []
+    monkeypatch.setattr(validate, "timer_for", lambda device: timer)
+    first = validate.timing_specs(torch.device("cpu"), True)[:1]
+    monkeypatch.setattr(validate, "timing_specs", lambda device, quick: first)
+
+    def peer(fn, device):
+        calls.append("peer")
+        timer.time_batch(fn, 1)                  # its block-size estimate (a warm-up) ...
+        return timer.time_batch(fn, 1)           # ... and one block
+    monkeypatch.setattr(validate, "_time_torch_benchmark", peer)
+    ticks = []
+    (check,) = validate.time_checks(torch.device("cpu"), quick=True, tick=ticks.append)
+    assert check.verdict == "pass" and check.ratio == 1.0 and "1 of 11 rounds" in check.note
+    assert timer.batches == [1, 1, 1] and clock.now - 1024.0 <= 2 * validate.CHECK_BUDGET_S + 6.37
+    assert ticks == ["matmul/512x512x512/fp32/dense/fwd vs torch.utils.benchmark"]
+
+
+def test_progress_hears_every_planned_step(monkeypatch):
+    monkeypatch.setattr(validate, "flop_checks", lambda device: [])
+    monkeypatch.setattr(validate, "energy_checks", lambda device: [])
+    monkeypatch.setattr(validate, "_time_hwprof", lambda fn, batch, timer: 1.0)
+    monkeypatch.setattr(validate, "_time_torch_benchmark", lambda fn, device: 1.0)
+    monkeypatch.setattr(validate, "ROUNDS", 1)
+    seen = []
+    validate.run_validation(torch.device("cpu"), quick=True, progress=lambda done, label: seen.append(done))
+    assert seen == list(range(validate.planned_checks(torch.device("cpu"), True) + 1))
