@@ -184,14 +184,15 @@ def test_runs_started_at_the_same_moment_get_different_directories(tmp_path):
 
 # ------------------------------------------------------------------------------------------ interrupts
 
+# Cheap: the pause (tests/running/paused_run.py), not the suite's length, puts the signal mid-block.
 SLOW_SUITE = """
 name = "interruptible"
-budget_s = 0.3
-min_window_s = 0.3
+budget_s = 0.05
+min_window_s = 0.0
 warmup_s = 0.0
-ci_target = 0.001
+ci_target = 0.5
 rounds = 3
-round_s = 0.05
+round_s = 0.01
 span_s = 0          # one block per shape: the first block's rows are written while the second runs
 
 [[matmul]]
@@ -200,39 +201,48 @@ precisions = ["fp32", "fp64", "int8", "fp8_e4m3"]
 """
 
 
-def _start(args, cwd):
-    repo = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen([sys.executable, "-m", "hwprof", "run", *args], cwd=cwd, env=env,
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _start(args, cwd, pause: tuple[Path, int, int] | None = None):
+    """`hwprof run ARGS` in a child process; with `pause` (marker, block, pass) it stops there and writes the
+    marker (tests/running/paused_run.py), so that a signal sent after the marker lands mid-block."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    head = ["-m", "tests.running.paused_run", str(pause[0]), str(pause[1]), str(pause[2])] if pause else ["-m", "hwprof"]
+    return subprocess.Popen([sys.executable, *head, "run", *args], cwd=REPO if pause else cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_rows(out: Path, n: int, timeout: float = 120) -> Path:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        for d in out.glob("*/results.csv"):
-            if len(d.read_text().splitlines()) >= n + 1:
-                return d.parent
-        time.sleep(0.05)
-    raise AssertionError("run produced no rows in time")
+def _wait_for(marker: Path, proc: subprocess.Popen, limit_s: float = 600) -> None:
+    """Until the paused child has written its marker (or has died, which fails the test); the limit only
+    guards against a hang, nothing is decided by it."""
+    t0 = time.monotonic()
+    while not marker.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before its pause: {proc.communicate()[1][-2000:]}")
+        if time.monotonic() - t0 > limit_s:
+            proc.kill()
+            raise AssertionError("the run never reached its pause")
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_then_resume_gives_the_uninterrupted_set(tmp_path, sig):
     suite = tmp_path / "s.toml"
     suite.write_text(SLOW_SUITE)
-    out = tmp_path / "out"
-    common = ["--energy", "none", "--quiet", "--no-report", "--quiet-check-s", "0"]
-    proc = _start(["--suite", str(suite), "--out", str(out), *common], tmp_path)
-    run_dir = _wait_for_rows(out, 2)
+    out, marker = tmp_path / "out", tmp_path / "paused"
+    common = ["--energy", "none", "--quiet", "--no-report", "--quiet-check-s", "0", "--no-roofs", "--no-history"]
+    proc = _start(["--suite", str(suite), "--out", str(out), *common], tmp_path, pause=(marker, 2, 1))
+    _wait_for(marker, proc)
+    (run_dir,) = out.iterdir()
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "interrupted"
-    partial = read_results(run_dir / "results.csv")              # a valid CSV of complete rows
-    assert 2 <= len(partial) < 8 and partial["status"].isin(["ok", "unsupported", "error"]).all()
+    partial = read_results(run_dir / "results.csv")              # a valid CSV of complete rows: block 1's
+    assert len(partial) == 4 and partial["status"].isin(["ok", "unsupported", "error"]).all()
 
     done = _start(["--resume", str(run_dir), *common], tmp_path)
     done.communicate(timeout=300)

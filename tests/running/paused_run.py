@@ -1,0 +1,33 @@
+"""`python -m tests.running.paused_run MARKER BLOCK PASS hwprof-args...`: the real `hwprof` command line, but
+paused after pass PASS of block BLOCK (both counted from 1): MARKER is written and the process sleeps there
+until a signal ends it. A test that waits for MARKER and then signals has interrupted the run mid-block by
+construction, however fast or slow the machine is."""
+import sys
+import time
+from pathlib import Path
+
+import hwprof.running.runner as runner
+from hwprof.presentation.cli import main
+
+
+def pausing(marker: Path, block: int, pass_: int):
+    real = runner.measure_block
+    seen = {"blocks": 0}
+
+    def measure_block(b, s, sensors, probe, on_pass=lambda passes, completed: None):
+        seen["blocks"] += 1
+        mine = seen["blocks"]
+
+        def hook(passes, completed):
+            on_pass(passes, completed)
+            if mine == block and passes == pass_:
+                marker.write_text("paused\n")
+                time.sleep(600)               # a signal raises KeyboardInterrupt here
+        return real(b, s, sensors, probe, hook)
+    return measure_block
+
+
+if __name__ == "__main__":
+    marker, block, pass_ = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    runner.measure_block = pausing(marker, block, pass_)
+    sys.exit(main(sys.argv[4:]))
