@@ -13,7 +13,8 @@ from typing import Callable
 
 import torch
 
-from hwprof.measuring.impl import Impl, Trace, capture_impl
+from hwprof.measuring.impl import Impl
+from hwprof.measuring.trace import Trace, capture_impl
 from hwprof.measuring.meters.base import EnergyMeter
 from hwprof.measuring.timing import Timer
 

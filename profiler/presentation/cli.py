@@ -8,6 +8,8 @@ from pathlib import Path
 
 from hwprof.errors import BadInput
 from hwprof.measuring.meters import ENERGY_CHOICES
+from hwprof.presentation.commands import (cmd_claims, cmd_compare, cmd_devices, cmd_fleet, cmd_forecast, cmd_report,
+                                          cmd_run, cmd_validate)
 from hwprof.presentation.text import visible
 
 
@@ -72,14 +74,6 @@ def _suite_options(r: argparse.ArgumentParser) -> None:
                    help="do not compare the references with this machine's earlier runs, nor add this run to them")
 
 
-def _measure_kwargs(args) -> dict:
-    """RunOptions fields from the shared options (what a fleet task passes on to each node's runner)."""
-    return dict(seed=args.seed, energy=args.energy, cpu_tdp_watts=args.cpu_tdp_watts, flush_l2=args.flush_l2,
-                threads=args.threads, budget_s=args.budget_s, ci_target=args.ci_target,
-                quiet_check_s=args.quiet_check_s, roofs=not args.no_roofs, remeasure_roofs=args.remeasure_roofs,
-                baseline=not args.no_history)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="hwprof", description="Hardware efficiency profiler: logical FLOPs against time and energy.")
     from hwprof.version import __version__
@@ -137,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--train-params", type=float, default=None, help="model parameters N for the training-cost view")
     f.add_argument("--train-tokens", type=float, default=None, help="training tokens D for the training-cost view")
     f.add_argument("--model", default=None, metavar="NAME",
-                   help="use this [[model]]'s measured step (FLOP/J per precision setting) as E0, with tokens per joule")
+                   help="use this [[model]]'s measured whole step (FLOP/J per precision setting) as E0, with tokens per joule")
+    f.add_argument("--phase", default="decode", choices=["prefill", "decode"],
+                   help="with --model: the step whose efficiency is E0 (default decode, the inference case)")
     f.set_defaults(func=cmd_forecast)
 
     cl = sub.add_parser("claims", help="published efficiency claims checked against a run's measurements")
@@ -147,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="cross-check measurements against peer tools")
     v.add_argument("--device", default="auto")
     v.add_argument("--quick", action="store_true", help="fewer, smaller checks")
+    v.add_argument("--model", default=None, metavar="NAME|FILE",
+                   help="instead: hwprof's whole prefill and decode steps of a preset or a config.json against the "
+                        "same model built by Hugging Face transformers")
+    v.add_argument("--precisions", default="fp32,bf16", help="with --model: comma-separated (default fp32,bf16)")
     v.set_defaults(func=cmd_validate)
     return p
 
@@ -172,126 +172,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nhwprof: interrupted", file=sys.stderr)
         return 130
-
-
-# ---------------------------------------------------------------------------------------------- verbs
-
-def cmd_run(args) -> int:
-    from hwprof.presentation.console import print_results, print_warning, progress_bar
-    from hwprof.running.runner import execute
-    from hwprof.running.session import RunOptions
-    opts = RunOptions(suite=args.suite, device=args.device, out_dir=args.out, resume=args.resume,
-                      cpu_max_ghz=args.cpu_max_ghz, wait_quiet_s=args.wait_quiet, command=["hwprof", *sys.argv[1:]],
-                      **_measure_kwargs(args))
-    result = execute(opts, progress=None if args.quiet else progress_bar, notify=print_warning)
-    from hwprof.analysis.models import write_models
-    write_models(result.run_dir, result.results, result.meta)
-    if not args.no_report:
-        from hwprof.presentation.report import render_report
-        render_report(result.run_dir)
-    if not args.quiet:
-        print_results(result.results, result.meta)
-    print(f"run directory: {visible(result.run_dir)}")
-    return 0
-
-
-def cmd_fleet(args) -> int:
-    from hwprof.presentation.console import print_warning
-    from hwprof.running.fleet import FleetOptions, run_fleet
-    if args.local_nodes and args.address == "auto":
-        args.address = "local"
-    opts = FleetOptions(suite=args.suite, address=args.address, local_nodes=args.local_nodes, per=args.per,
-                        out_dir=args.out, resume=args.resume, retries=args.retries,
-                        run_kwargs=_measure_kwargs(args), command=["hwprof", *sys.argv[1:]])
-    run_dir, results, meta = run_fleet(opts, notify=print_warning)
-    if not args.no_report:
-        from hwprof.presentation.report import render_report
-        render_report(run_dir)
-    counts = results["status"].value_counts().to_dict()
-    print(f"fleet: {len(meta['fleet']['tasks'])} tasks, {len(results)} rows ({counts.get('ok', 0)} ok, "
-          f"{counts.get('unsupported', 0)} unsupported, {counts.get('error', 0)} error)")
-    print(f"run directory: {visible(run_dir)}")
-    return 0
-
-
-def cmd_devices(args) -> int:
-    from hwprof.measuring.inventory import survey
-    from hwprof.presentation.console import print_devices
-    from hwprof.running.roofs import load_cached
-    from hwprof.measuring.cpu import cpu_peak_table
-    surveys = survey(args.cpu_tdp_watts)
-    roofs = [load_cached(s.info) for s in surveys]
-    for sv, r in zip(surveys, roofs):          # a CPU's peak clock: no slower than its cached roofs need
-        if sv.info.kind == "cpu" and sv.info.cpu is not None and r is not None:
-            sv.info.peaks, _ = cpu_peak_table(sv.info.cpu, {p: c.flops_per_s for p, c in r.compute.items() if c.flops_per_s})
-    print_devices(surveys, roofs=roofs)
-    import importlib.metadata
-    from hwprof.kernels.quantized import torchao_version
-    from hwprof.kernels.schemes import INSTALL
-    from hwprof.running.fleet import INSTALL as FLEET_INSTALL
-    tao = torchao_version()
-    print(f"quantization schemes: {'torchao ' + tao if tao else 'torchao not installed: ' + INSTALL}")
-    try:
-        print(f"fleet runs: ray {importlib.metadata.version('ray')}")
-    except importlib.metadata.PackageNotFoundError:
-        print(f"fleet runs: ray not installed: {FLEET_INSTALL}")
-    return 0
-
-
-def cmd_report(args) -> int:
-    from hwprof.analysis.models import write_models
-    from hwprof.presentation.report import render_report
-    from hwprof.running.results import read_results
-    from hwprof.running.rundir import read_run_json
-    meta = read_run_json(args.run_dir)            # first: it says best when the directory is not a run
-    models = write_models(args.run_dir, read_results(args.run_dir / "results.csv"), meta)
-    paths = ([models] if models else []) + render_report(args.run_dir)
-    for p in paths:
-        print(visible(p))
-    return 0
-
-
-def cmd_compare(args) -> int:
-    from hwprof.analysis.compare import compare_runs, write_comparison
-    from hwprof.presentation.console import print_comparison
-    cmp = compare_runs(args.run_a, args.run_b, allow_unlike=args.allow_unlike)
-    out = args.out or args.run_b
-    paths = write_comparison(cmp, Path(out), args.run_a, args.run_b)
-    print_comparison(cmp)
-    for p in paths:
-        print(visible(p))
-    return 0
-
-
-def cmd_forecast(args) -> int:
-    from hwprof.analysis.forecast_table import SCENARIO_KEYS, load_scenario, write_forecast
-    from hwprof.presentation.report import render_report
-    scenario = load_scenario(args.scenario, {k: getattr(args, k, None) for k in SCENARIO_KEYS})
-    paths = write_forecast(args.run_dir, scenario, model=args.model)
-    report = render_report(args.run_dir)
-    for p in paths + [p for p in report if p.name in ("forecast.png", "report.html", "report.md")]:
-        print(visible(p))
-    return 0
-
-
-def cmd_claims(args) -> int:
-    from hwprof.analysis.claims import check_claims
-    from hwprof.analysis.models import model_table
-    from hwprof.presentation.console import print_claims
-    from hwprof.running.results import read_results
-    from hwprof.running.rundir import read_run_json
-    meta = read_run_json(args.run_dir)
-    df = read_results(args.run_dir / "results.csv")
-    print_claims(check_claims(df, meta, model_table(df, meta)))
-    return 0
-
-
-def cmd_validate(args) -> int:
-    from hwprof.analysis.validate import planned_checks, run_validation
-    from hwprof.measuring.devices import resolve_device
-    from hwprof.presentation.console import print_validation, progress_bar
-    device = resolve_device(args.device)
-    with progress_bar(planned_checks(device, args.quick), 0, label="validating") as listener:
-        checks = run_validation(device, quick=args.quick, progress=listener.advance)
-    print_validation(str(device), checks)
-    return 1 if any(c.verdict == "fail" for c in checks) else 0

@@ -140,6 +140,7 @@ def _build_one(spec: Spec, s: Session, b: _Built) -> None:
         prober = Prober(s.timer, s.meter, s.device)
         case, out = kernels.build_case(spec, s.device, s.seed, call=prober)
         b.impls[cid] = prober.result.impl
+        record_impl(s.meta, cid, prober.result.impl)
         if not all_finite(out):
             b.rows[cid] = replace(base_row(spec, s.device, "error", "output contains NaN/Inf; no rate is reported"),
                                   flags="nonfinite")
@@ -153,6 +154,21 @@ def _build_one(spec: Spec, s: Session, b: _Built) -> None:
     except Exception as e:         # one configuration's failure must not lose the others
         _release(s.device)
         b.rows[cid] = base_row(spec, s.device, "error", failure_reason(e))
+
+
+def record_impl(meta: dict, config_id: str, impl: Impl) -> None:
+    """run.json's `implementations`: the libraries' banners (versions, ISA), each kernel with the
+    configurations it ran, and the configurations a reference or fallback kernel computed."""
+    rec = meta.setdefault("implementations", {"libraries": [], "kernels": {}, "reference": [], "unlogged": []})
+    rec["libraries"] = list(dict.fromkeys(rec["libraries"] + list(impl.info)))
+    for k in impl.kernels or [f"(no library) {op}" for op in impl.ops[:1]]:
+        ids = rec["kernels"].setdefault(str(k), [])
+        if config_id not in ids:
+            ids.append(config_id)
+    if impl.reference and config_id not in rec["reference"]:
+        rec["reference"].append(config_id)
+    if not impl.logged and config_id not in rec["unlogged"]:
+        rec["unlogged"].append(config_id)
 
 
 def _passes(built: list[_Built], s: Session, sensors: Sensors, on_pass: Callable[[int, float], None]) -> None:

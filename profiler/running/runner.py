@@ -23,7 +23,7 @@ from hwprof.measuring.contention import LoadProbe, nvml_other_processes, quiet_c
 from hwprof.kernels.spec import MatmulSpec
 from hwprof.measuring.cpu import cpu_peak_table, usable_cpus
 from hwprof.measuring.devices import Sensors, free_memory
-from hwprof.measuring.impl import import_profiler, warm_libraries
+from hwprof.measuring.trace import import_profiler, warm_call_logs, warm_libraries
 from hwprof.measuring.measure import device_warmup, idle_power
 from hwprof.running.baseline import import_quantiles, load_baseline, record_run
 from hwprof.running.blocks import measure_block, plan_blocks, plan_families
@@ -108,13 +108,13 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
             qc = (wait_for_quiet(cpus, s.opts.wait_quiet_s, s.opts.quiet_check_s) if s.opts.wait_quiet_s > 0
                   else quiet_check(cpus, s.opts.quiet_check_s))
         s.meta.setdefault("quiet_checks", []).append(qc.to_json())
+        for thread in importing:
+            thread.join()                # done before idle power is read, and before anything is printed
         if not qc.quiet:
             names = ", ".join(f"{n.name} (pid {n.pid}, {n.cores:.2f} cores)" for n in qc.top) or "unknown processes"
             notify(f"the machine is not quiet: other processes use {qc.other_cores:.2f} cores "
                    f"(steal {qc.steal_frac:.0%}): {names}; rounds measured beside them are measured again, "
                    f"and rows that stay busy are flagged `contended`")
-        if importing is not None:
-            importing.join()             # done before idle power is read
     if "idle_power_w" not in s.meta:    # while the device is still idle from the quiet check, not hot from work
         with _measurement_window(s):
             s.meta["idle_power_w"] = {s.meter.source: idle_power(s.meter, s.opts.idle_s)}
@@ -137,7 +137,7 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
     writer = ResultsWriter(s.run_dir / "results.csv")
     counts = s.meta.setdefault("contention", {"contended_rows": 0, "remeasured_rows": 0})
     counts.setdefault("discarded_rounds", 0)
-    tags = model_tags(s.suite.models)
+    tags = model_tags(s.suite.models, s.suite.specs)
     pending = [x for x in s.suite.specs if x.config_id not in s.done]
     added: dict = {"times": {}, "hefs": {}, "energy": {}}     # what this run adds to the machine's history
     try:
@@ -191,16 +191,19 @@ def _against_baseline(s: Session, block: list, measured: list[Row], added: dict,
     return j.rows
 
 
-def _import_in_background(s: Session) -> threading.Thread | None:
-    """Start importing what the run will need later, torchao (about a second, when the suite has scheme rows),
-    scipy's quantiles (for the history) and what the profiler loads at its first use (measuring.impl), so
-    that it runs during the quiet check's idle second instead of
-    after it: the import is this process's work, which the check leaves out of what other processes use."""
+def _import_in_background(s: Session) -> list[threading.Thread]:
+    """Start what the run will need later and would otherwise do after the quiet check: importing torchao
+    (about a second, when the suite has scheme rows), scipy's quantiles (for the history) and what the
+    profiler loads at its first use; and, beside them, MKL's call-log start-up (measuring.impl). They run
+    during the quiet check's idle second: this process's work, which the check leaves out of what other
+    processes use."""
     todo = ([torchao_version] if any(is_scheme(spec.precision) for spec in s.suite.specs) else []) + \
         ([import_quantiles] if s.opts.baseline else []) + [import_profiler]
-    thread = threading.Thread(target=lambda: [f() for f in todo], name="hwprof-import", daemon=True)
-    thread.start()
-    return thread
+    threads = [threading.Thread(target=lambda: [f() for f in todo], name="hwprof-import", daemon=True),
+               threading.Thread(target=warm_call_logs, name="hwprof-call-logs", daemon=True)]
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 def _roof_wants(s: Session) -> dict[str, list]:

@@ -2,7 +2,8 @@
 project met) and captured for real on this machine."""
 import torch
 
-from hwprof.measuring.impl import (Impl, Kernel, _Event, capture_impl, dispatched_ops, is_reference_name,
+from hwprof.measuring.trace import capture_impl
+from hwprof.measuring.impl import (Impl, Kernel, _Event, dispatched_ops, is_reference_name,
                                    parse_mkl, parse_onednn, short_kernel_name, summarize_trace)
 
 # Intel Xeon (family 6, AMX), torch 2.13.0+cpu, oneDNN 3.x with the v1 header: fp8 _scaled_mm, bf16, fp16
