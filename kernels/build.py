@@ -9,11 +9,14 @@ import torch
 from hwprof.kernels.attention import build_attention
 from hwprof.kernels.case import Case
 from hwprof.kernels.errors import Unsupported
+from hwprof.kernels.linear import build_linear
 from hwprof.kernels.matmul import build_matmul
+from hwprof.kernels.ops import OpSpec, build_op
 from hwprof.kernels.quantized import build_quantized
 from hwprof.kernels.schemes import is_scheme
 from hwprof.kernels.precision import PRECISIONS
 from hwprof.kernels.spec import AttentionSpec, MatmulSpec, Spec
+from hwprof.kernels.step import StepSpec, build_step
 
 # Phrases with which torch says "this combination has no kernel" (as opposed to a real failure).
 _UNSUPPORTED_PHRASES = ("not implemented for", "no viable backend", "not supported", "only supports",
@@ -33,8 +36,14 @@ def build_case(spec: Spec, device: torch.device, seed: int = 0, probe: bool = Tr
     """
     if isinstance(spec, AttentionSpec):
         case = build_attention(spec, device, seed)
+    elif isinstance(spec, OpSpec):
+        case = build_op(spec, device, seed)
+    elif isinstance(spec, StepSpec):
+        case = build_step(spec, device, seed)
     elif is_scheme(spec.precision):
         case = build_quantized(spec, device, seed)
+    elif spec.kernel in ("linear", "conv1d"):
+        case = build_linear(spec, device, seed)
     else:
         case = build_matmul(spec, device, seed, quality=probe)
     if not probe:
@@ -62,6 +71,19 @@ def _looks_unsupported(message: str) -> bool:
 
 def estimate_bytes(spec: Spec) -> int:
     """Peak memory a case needs, estimated before allocating (inputs, fp32 sources, fp64 reference)."""
+    if isinstance(spec, OpSpec):
+        return 64 * 2**20 + 32 * (max(spec.elements, spec.shape[-1] * spec.shape[1] if spec.op == "embedding" else 0))
+    if isinstance(spec, StepSpec):
+        from hwprof.kernels.decoder import weight_bytes
+        from hwprof.kernels.step import REFERENCE_FP64_BYTES
+        fp32 = weight_bytes(spec.model, spec.layers, 4)
+        ref = weight_bytes(spec.model, spec.layers, 8)
+        logits = spec.tokens * spec.model.vocab * 8
+        return 2 * fp32 + (ref if ref <= REFERENCE_FP64_BYTES else fp32) + 4 * logits + 256 * 2**20
+    if isinstance(spec, MatmulSpec) and spec.kernel in ("linear", "conv1d"):
+        _, n, k = spec.shape
+        from hwprof.kernels.linear import COLD_BYTES
+        return max(COLD_BYTES, 4 * n * k) + spec.element_count() * 16 + 64 * 2**20
     if isinstance(spec, MatmulSpec):
         b, m, n, k = spec.bmnk
         elem = PRECISIONS[spec.precision].element_bytes if spec.precision in PRECISIONS else 2   # schemes: bf16

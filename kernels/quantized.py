@@ -82,7 +82,16 @@ def build_quantized(spec: MatmulSpec, device: torch.device, seed: int) -> Case:
 
     weight_bytes = stored_bytes(linear.weight)
     reference = lambda: a.double() @ bmat.double()                  # noqa: E731
-    return Case(spec=spec, run=lambda: linear(x), logical_flops=spec.logical_flops,
+    run = lambda: linear(x)                                          # noqa: E731
+    if spec.kernel == "linear":           # a model's layer: its weight read cold, as in a step (kernels.linear)
+        import copy
+        import itertools
+
+        from hwprof.kernels.linear import copies_for
+        layers = [linear] + [copy.deepcopy(linear) for _ in range(copies_for(weight_bytes) - 1)]
+        order = itertools.cycle(layers)
+        run = lambda: next(order)(x)                                 # noqa: E731
+    return Case(spec=spec, run=run, logical_flops=spec.logical_flops,
                 physical_flops=spec.logical_flops, density=1.0, backend="torchao",
                 bytes_moved=m * k * 2 + weight_bytes + m * n * 2, error_fn=lambda out: rel_error(out, reference()),
                 operands={"x": x, "weight": linear.weight}, weight_bytes=weight_bytes)

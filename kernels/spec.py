@@ -79,8 +79,17 @@ def shape_str(shape: tuple[int, ...]) -> str:
     return "x".join(str(s) for s in shape)
 
 
+MATMUL_KERNELS = ("matmul", "linear", "conv1d")
+
+
 @dataclass(frozen=True)
 class MatmulSpec:
+    """A product [M, K] x [K, N] (batched: [B, M, N, K]). `kernel` says how it is realised:
+    - matmul: A @ B, both operands drawn afresh; a sparse pattern prunes A;
+    - linear: a model's linear layer, tokens [M, K] by F.linear against a weight stored [N, K] (as nn.Linear);
+    - conv1d: the same with a bias, by addmm against a weight stored [K, N] (as transformers' GPT-2 Conv1D).
+    For linear and conv1d a sparse pattern prunes the weight, and the weight is read cold, as in a step
+    (kernels.linear)."""
     shape: tuple[int, ...]       # (M, N, K) or (B, M, N, K)
     precision: str
     sparsity: SparsitySpec = SparsitySpec("dense")
@@ -88,6 +97,10 @@ class MatmulSpec:
     kernel: str = "matmul"
 
     def __post_init__(self):
+        if self.kernel not in MATMUL_KERNELS:
+            raise ValueError(f"unknown matmul kernel {self.kernel!r} (use {', '.join(MATMUL_KERNELS)})")
+        if self.kernel != "matmul" and (len(self.shape) != 3 or self.pass_ != "fwd"):
+            raise ValueError(f"a {self.kernel} layer is [tokens, out, in], forward only")
         if len(self.shape) not in (3, 4) or any(int(s) <= 0 for s in self.shape):
             raise ValueError(f"matmul shape {list(self.shape)} must be [M, N, K] or [B, M, N, K] of positive integers")
         if self.precision not in PRECISIONS and parse_scheme(self.precision) is None:
@@ -102,7 +115,7 @@ class MatmulSpec:
 
     @property
     def config_id(self) -> str:
-        return f"matmul/{shape_str(self.shape)}/{self.precision}/{self.sparsity}/{self.pass_}"
+        return f"{self.kernel}/{shape_str(self.shape)}/{self.precision}/{self.sparsity}/{self.pass_}"
 
     @property
     def logical_flops(self) -> int:
@@ -208,5 +221,7 @@ def reference_of(spec: Spec) -> Spec:
     """The reference realisation hef is measured against: dense fp32 IEEE of the same kernel, shape and pass
     (for attention: the math backend in fp32 with the same mask)."""
     if isinstance(spec, MatmulSpec):
-        return MatmulSpec(spec.shape, "fp32", SparsitySpec("dense"), spec.pass_)
-    return AttentionSpec(spec.shape, "fp32", spec.mask, "math", spec.pass_)
+        return MatmulSpec(spec.shape, "fp32", SparsitySpec("dense"), spec.pass_, spec.kernel)
+    if isinstance(spec, AttentionSpec):
+        return AttentionSpec(spec.shape, "fp32", spec.mask, "math", spec.pass_)
+    return spec.reference()           # the step's kernels of their own kinds (kernels.ops, kernels.step)
