@@ -2,7 +2,7 @@
 import pytest
 
 from hwprof.kernels import flops
-from hwprof.kernels.model import (PRESETS, ModelShape, attention_precision, components, from_group,
+from hwprof.kernels.model import (PRESETS, ModelShape, attention_precision, matmul_parts, from_group,
                                   logical_flops_per_step, non_embedding_params, standard_flops_per_token)
 from hwprof.kernels.spec import AttentionSpec, MatmulSpec
 
@@ -21,12 +21,12 @@ def test_published_parameter_counts(name, non_embedding, total):
 def test_gpt2_small_is_85m_without_embeddings():
     m = PRESETS["gpt2-small"]
     assert non_embedding_params(m) == 12 * (4 * 768 * 768 + 2 * 768 * 3072) == 84_934_656
-    assert [c.role for c in components(m)] == ["qkv", "attention", "out_proj", "mlp_up", "mlp_down", "lm_head"]
+    assert [c.role for c in matmul_parts(m)] == ["qkv", "attention", "out_proj", "mlp_up", "mlp_down", "lm_head"]
 
 
 def test_the_step_of_a_grouped_query_model():
     m = ModelShape("x", d_model=512, n_layers=3, n_heads=8, n_kv_heads=2, d_ff=1024, vocab=1000, seq_len=16, batch=2)
-    parts = {c.role: c for c in components(m)}
+    parts = {c.role: c for c in matmul_parts(m)}
     assert parts["qkv"].shape == (32, (8 + 2 * 2) * 64, 512) and parts["qkv"].count == 3
     assert parts["attention"].shape == (2, 8, 16, 16, 64, 2) and not parts["attention"].weight
     assert parts["mlp_gate"].shape == parts["mlp_up"].shape == (32, 1024, 512)
@@ -38,7 +38,7 @@ def test_the_step_of_a_grouped_query_model():
 def test_the_step_count_is_the_sum_of_its_configurations_logical_flops(pass_):
     m = PRESETS["tiny"]
     total = 0
-    for c in components(m):
+    for c in matmul_parts(m):
         spec = (MatmulSpec(c.shape, "fp32", pass_=pass_) if c.kind == "matmul"
                 else AttentionSpec(c.shape, "fp32", "causal", "auto", pass_))
         total += c.count * spec.logical_flops

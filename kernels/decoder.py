@@ -1,0 +1,279 @@
+"""A decoder-only transformer in plain torch, with seeded random weights (nothing is downloaded), for measuring
+whole steps: prefill (the sequence at once) and decode (one new token per sequence against a KV cache).
+
+Two families, written as Hugging Face transformers writes them so that a step here costs what the user's
+model costs (hwprof validate --model checks it against transformers itself):
+- llama: RMSNorm (in fp32, cast back), separate q/k/v projections, rotary (`rotate_half`), grouped KV heads
+  (SDPA's enable_gqa), SwiGLU MLP, no biases, an untied LM head;
+- gpt2: LayerNorm, learned positions, one fused QKV projection with biases (`addmm` on an [in, out] weight, as
+  transformers' Conv1D), the tanh GELU, and an LM head tied to the embedding.
+Every op between the matmuls comes from kernels.ops, the same functions the step's op cases measure.
+The decode cache is extended the way transformers' DynamicCache does it (a concatenation every token) and the
+new keys are not kept, so every call does the same work.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hwprof.kernels import ops
+from hwprof.kernels.model import ModelShape
+
+
+class Kernels:
+    """Every kernel a step calls, in one place: the real ones, or (`Hollow`) stubs that only hand back an
+    output of the right shape, so that a hollow step's time is the step's own work between kernels (module
+    calls, views, splits, Python): the per-operator overhead a kernel measured alone does not carry."""
+    linear = staticmethod(F.linear)
+    addmm = staticmethod(torch.addmm)
+    sdpa = staticmethod(F.scaled_dot_product_attention)
+    embedding = staticmethod(F.embedding)
+    rms_norm = staticmethod(ops.rms_norm)
+    layer_norm = staticmethod(ops.layer_norm)
+    silu_gate = staticmethod(ops.silu_gate)
+    gelu = staticmethod(ops.gelu_tanh)
+    rotary = staticmethod(ops.rotary)
+    rotary_tables = staticmethod(ops.rotary_tables)
+    residual = staticmethod(ops.residual)
+    kv_append = staticmethod(ops.kv_append)
+    merge_heads = staticmethod(ops.merge_heads)
+
+
+class Hollow(Kernels):
+    """Kernels that compute nothing: each returns a tensor of its output's shape, allocated once."""
+
+    def __init__(self):
+        self._out: dict = {}
+
+    def __init__(self, dtype: torch.dtype = torch.float32):
+        self._out: dict = {}
+        self.dtype = dtype                  # the activations' (the weights live on the meta device)
+
+    def _empty(self, shape, like: torch.Tensor) -> torch.Tensor:
+        key = (tuple(shape), like.device)
+        if key not in self._out:
+            self._out[key] = torch.zeros(*shape, dtype=self.dtype, device=like.device)
+        return self._out[key]
+
+    def linear(self, x, w, b=None):
+        return self._empty((*x.shape[:-1], w.shape[0]), x)
+
+    def addmm(self, b, x, w):
+        return self._empty((x.shape[0], w.shape[1]), x)
+
+    def sdpa(self, q, k, v, **kw):
+        return self._empty((*q.shape[:-1], v.shape[-1]), q)
+
+    def embedding(self, ids, table):
+        return self._empty((*ids.shape, table.shape[1]), ids)
+
+    def rms_norm(self, x, w, eps=ops.EPS):
+        return x
+
+    def layer_norm(self, x, w, b, eps=1e-5):
+        return x
+
+    def silu_gate(self, gate, up):
+        return gate
+
+    def gelu(self, x):
+        return x
+
+    def rotary(self, q, k, cos, sin):
+        return q, k
+
+    def rotary_tables(self, positions, head_dim, dtype, theta=500000.0):
+        t = self._empty((1, positions.shape[0], head_dim), positions)
+        return t, t
+
+    def residual(self, x, y):
+        return x
+
+    def kv_append(self, cache, new):
+        return self._empty((*cache.shape[:-2], cache.shape[-2] + new.shape[-2], cache.shape[-1]), cache)
+
+    def merge_heads(self, a):
+        b, h, s, d = a.shape
+        return self._empty((b, s, h * d), a)
+
+
+def _normal(gen: torch.Generator | None, *shape: int, device) -> torch.Tensor:
+    if gen is None:                                   # a hollow step's weights: shapes only
+        return torch.empty(*shape, device=device)
+    return torch.randn(*shape, generator=gen, device=device) * 0.02
+
+
+class _Linear(nn.Linear):
+    """nn.Linear (x @ W^T, W [out, in]), so that torchao's quantize_ finds it; `conv1d` stores W as [in, out] and
+    adds the bias with addmm, as transformers' GPT-2 Conv1D does (and, like that Conv1D, is not an nn.Linear
+    to torchao: `quantizable` leaves it out, as quantize_ leaves transformers' GPT-2 layers)."""
+
+    def __init__(self, k: Kernels, w_out_in: torch.Tensor, bias: torch.Tensor | None = None, conv1d: bool = False):
+        nn.Module.__init__(self)
+        self.out_features, self.in_features = w_out_in.shape
+        self.conv1d, self.k = conv1d, k
+        self.weight = nn.Parameter(w_out_in.t().contiguous() if conv1d else w_out_in, requires_grad=False)
+        self.bias = nn.Parameter(bias, requires_grad=False) if bias is not None else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conv1d:
+            out = self.k.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+            return out.view(*x.shape[:-1], -1)
+        return self.k.linear(x, self.weight, self.bias)
+
+
+def quantizable(module: nn.Module, fqn: str = "") -> bool:
+    """torchao's filter: the nn.Linear layers transformers would have (not GPT-2's Conv1D ones)."""
+    return isinstance(module, nn.Linear) and not getattr(module, "conv1d", False)
+
+
+class _Attention(nn.Module):
+    def __init__(self, m: ModelShape, gen: torch.Generator, device, k: Kernels):
+        super().__init__()
+        d, hd = m.d_model, m.head_dim
+        self.m, self.heads, self.kv_heads, self.hd, self.kern = m, m.n_heads, m.n_kv_heads, hd, k
+        if m.family == "gpt2":
+            self.qkv = _Linear(k, _normal(gen, 3 * d, d, device=device), torch.zeros(3 * d, device=device), conv1d=True)
+            self.o = _Linear(k, _normal(gen, d, d, device=device), torch.zeros(d, device=device), conv1d=True)
+        else:
+            self.q = _Linear(k, _normal(gen, m.n_heads * hd, d, device=device))
+            self.k = _Linear(k, _normal(gen, m.n_kv_heads * hd, d, device=device))
+            self.v = _Linear(k, _normal(gen, m.n_kv_heads * hd, d, device=device))
+            self.o = _Linear(k, _normal(gen, d, m.n_heads * hd, device=device))
+
+    def forward(self, x, rope, kv):
+        b, s, _ = x.shape
+        if self.m.family == "gpt2":
+            q, k, v = self.qkv(x).split(self.m.d_model, dim=2)
+        else:
+            q, k, v = self.q(x), self.k(x), self.v(x)
+        q = q.view(b, s, -1, self.hd).transpose(1, 2)
+        k = k.view(b, s, -1, self.hd).transpose(1, 2)
+        v = v.view(b, s, -1, self.hd).transpose(1, 2)
+        kern = self.kern
+        if rope is not None:
+            q, k = kern.rotary(q, k, *rope)
+        if kv is not None:
+            k, v = kern.kv_append(kv[0], k), kern.kv_append(kv[1], v)
+        gqa = {"enable_gqa": True} if self.kv_heads != self.heads else {}
+        a = kern.sdpa(q, k, v, is_causal=s > 1 and kv is None, **gqa)
+        return self.o(kern.merge_heads(a))
+
+
+class _Block(nn.Module):
+    def __init__(self, m: ModelShape, gen: torch.Generator, device, k: Kernels):
+        super().__init__()
+        d, ff = m.d_model, m.d_ff
+        self.m, self.k = m, k
+        self.attn = _Attention(m, gen, device, k)
+        ones = lambda: torch.ones(d, device=device)                 # noqa: E731
+        self.norm1, self.norm2 = nn.Parameter(ones(), requires_grad=False), nn.Parameter(ones(), requires_grad=False)
+        if m.family == "gpt2":
+            self.norm1_b = nn.Parameter(torch.zeros(d, device=device), requires_grad=False)
+            self.norm2_b = nn.Parameter(torch.zeros(d, device=device), requires_grad=False)
+            self.up = _Linear(k, _normal(gen, ff, d, device=device), torch.zeros(ff, device=device), conv1d=True)
+            self.down = _Linear(k, _normal(gen, d, ff, device=device), torch.zeros(d, device=device), conv1d=True)
+        else:
+            self.gate = _Linear(k, _normal(gen, ff, d, device=device))
+            self.up = _Linear(k, _normal(gen, ff, d, device=device))
+            self.down = _Linear(k, _normal(gen, d, ff, device=device))
+
+    def _norm(self, x, which: int):
+        if self.m.family == "gpt2":
+            return self.k.layer_norm(x, *((self.norm1, self.norm1_b) if which == 1 else (self.norm2, self.norm2_b)))
+        return self.k.rms_norm(x, self.norm1 if which == 1 else self.norm2)
+
+    def forward(self, h, rope, kv):
+        h = self.k.residual(h, self.attn(self._norm(h, 1), rope, kv))
+        x = self._norm(h, 2)
+        if self.m.family == "gpt2":
+            x = self.down(self.k.gelu(self.up(x)))
+        else:
+            x = self.down(self.k.silu_gate(self.gate(x), self.up(x)))
+        return self.k.residual(h, x)
+
+
+class Decoder(nn.Module):
+    """`depth` of the model's layers (all of them by default), embedding, final norm and LM head."""
+
+    def __init__(self, m: ModelShape, seed: int = 0, device=torch.device("cpu"), depth: int | None = None,
+                 hollow: torch.dtype | None = None):
+        """`hollow` (the activations' dtype): every kernel a stub (Hollow), the weights on the meta device."""
+        super().__init__()
+        if hollow is not None:
+            device = torch.device("meta")
+        gen = torch.Generator(device=device).manual_seed(seed) if device.type != "meta" else None
+        self.m, self.depth = m, depth or m.n_layers
+        self.k = k = Hollow(hollow) if hollow is not None else Kernels()
+        self.embed = nn.Parameter(_normal(gen, m.vocab, m.d_model, device=device), requires_grad=False)
+        if m.family == "gpt2":
+            self.positions = nn.Parameter(_normal(gen, m.max_positions, m.d_model, device=device), requires_grad=False)
+            self.final_b = nn.Parameter(torch.zeros(m.d_model, device=device), requires_grad=False)
+        self.layers = nn.ModuleList([_Block(m, gen, device, k) for _ in range(self.depth)])
+        self.final = nn.Parameter(torch.ones(m.d_model, device=device), requires_grad=False)
+        self.lm_head = _Linear(k, self.embed if m.family == "gpt2" else _normal(gen, m.vocab, m.d_model, device=device))
+
+    def forward(self, ids: torch.Tensor, cache: list | None = None) -> torch.Tensor:
+        """Logits for every position of `ids` [B, S]; with `cache` (per layer (keys, values) of the earlier
+        tokens), the tokens follow them."""
+        start = cache[0][0].shape[2] if cache else 0
+        positions = torch.arange(start, start + ids.shape[1], device=ids.device)
+        k = self.k
+        h = k.embedding(ids, self.embed)
+        rope = None
+        if self.m.family == "gpt2":
+            h = k.residual(h, k.embedding(positions, self.positions))
+        else:
+            rope = k.rotary_tables(positions, self.m.head_dim, h.dtype)
+        for i, layer in enumerate(self.layers):
+            h = layer(h, rope, cache[i] if cache else None)
+        h = k.layer_norm(h, self.final, self.final_b) if self.m.family == "gpt2" else k.rms_norm(h, self.final)
+        return self.lm_head(h)
+
+
+def random_cache(m: ModelShape, context: int, depth: int, dtype: torch.dtype, seed: int, device) -> list:
+    """A KV cache of `context` earlier tokens per layer, [B, H_kv, context, head_dim] each (random values:
+    decode's cost does not depend on them)."""
+    gen = torch.Generator(device=device).manual_seed(seed + 1)
+    shape = (m.batch, m.n_kv_heads, context, m.head_dim)
+    return [(torch.randn(*shape, generator=gen, device=device).to(dtype),
+             torch.randn(*shape, generator=gen, device=device).to(dtype)) for _ in range(depth)]
+
+
+def step_inputs(m: ModelShape, phase: str, seed: int, device) -> torch.Tensor:
+    gen = torch.Generator(device=device).manual_seed(seed + 2)
+    tokens = m.seq_len if phase == "prefill" else 1
+    return torch.randint(0, m.vocab, (m.batch, tokens), generator=gen, device=device)
+
+
+def weight_bytes(m: ModelShape, depth: int, element_bytes: int) -> int:
+    """Bytes of a depth-`depth` decoder's parameters at this element size (for memory estimates)."""
+    per_layer = (m.d_model * (m.n_heads + 2 * m.n_kv_heads) * m.head_dim + m.d_model * m.n_heads * m.head_dim
+                 + (3 if m.family == "llama" else 2) * m.d_model * m.d_ff)
+    head = 0 if m.family == "gpt2" else m.vocab * m.d_model
+    positions = m.max_positions * m.d_model if m.family == "gpt2" else 0
+    return element_bytes * (depth * per_layer + m.vocab * m.d_model + head + positions)
+
+
+def prune_weights(model: nn.Module, sparsity) -> float:
+    """Each layer's weight (not the LM head) pruned to the pattern and stored sparse (CSR, BSR) for F.linear;
+    a Conv1D layer becomes an F.linear one on its [out, in] weight. Returns the density kept overall."""
+    import warnings
+
+    from hwprof.kernels.sparsity import prune
+    kept = total = 0
+    for name, mod in model.named_modules():
+        if not isinstance(mod, _Linear) or name == "lm_head":
+            continue
+        w = mod.weight.detach()
+        w = w.t() if mod.conv1d else w
+        pruned, _, _ = prune(w.float(), sparsity)
+        kept, total = kept + int((pruned != 0).sum()), total + pruned.numel()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            stored = pruned.to(w.dtype).to_sparse_csr() if sparsity.pattern == "unstructured" else \
+                pruned.to(w.dtype).to_sparse_bsr((sparsity.block, sparsity.block))
+        del mod._parameters["weight"]
+        mod.weight, mod.conv1d = stored, False
+    return kept / total if total else 1.0

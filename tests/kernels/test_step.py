@@ -1,0 +1,78 @@
+"""Whole steps as cases: precisions and schemes, sparsity, the hollow step, transformers' models from a
+config.json, and what cannot be a step."""
+import json
+
+import pytest
+import torch
+
+from hwprof import kernels
+from hwprof.kernels.model import ModelShape
+from hwprof.kernels.spec import SparsitySpec
+from hwprof.kernels.step import StepSpec
+
+CPU = torch.device("cpu")
+M = ModelShape("mini", 64, 2, 4, 2, 128, 256, 16)
+
+
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+@pytest.mark.parametrize("precision,tol", [("fp32", 1e-5), ("bf16", 3e-2)])
+def test_a_step_builds_in_its_precision_and_its_error_is_against_fp64(phase, precision, tol):
+    spec = StepSpec(M, precision, phase=phase)
+    case, out = kernels.build_case(spec, CPU)
+    assert out.shape == (1, 16 if phase == "prefill" else 1, 256)
+    assert 0 <= case.rel_error(out) < tol and case.logical_flops == spec.logical_flops > 0
+    assert case.physical_flops <= case.logical_flops + sum(c.count for c in spec.parts()) * 10**6
+    assert spec.config_id == f"step/mini/{phase}/1x{16 if phase == 'prefill' else 1}x{0 if phase == 'prefill' else 16}/L2/{precision}/dense"
+
+
+def test_a_sparse_step_prunes_its_layers_weights_and_counts_the_work_kept():
+    spec = StepSpec(M, "fp32", SparsitySpec.parse("unstructured:0.25"))
+    case, out = kernels.build_case(spec, CPU)
+    assert 0.2 < case.density < 0.3 and case.physical_flops < spec.logical_flops
+    assert case.rel_error(out) < 1e-5               # against fp64 of the same pruned weights
+
+
+def test_a_scheme_step_quantizes_the_linear_layers():
+    pytest.importorskip("torchao")
+    spec = StepSpec(M, "w8a16")
+    try:
+        case, out = kernels.build_case(spec, CPU)
+    except kernels.Unsupported as e:
+        pytest.skip(str(e))
+    assert out.dtype == torch.bfloat16 and case.rel_error(out) < 5e-2
+    assert case.weight_bytes < StepSpec(M, "bf16").element_count() * 2     # int8 weights: below bf16's bytes
+
+
+def test_plain_int8_and_fp8_steps_are_unsupported_with_the_schemes_named():
+    for precision in ("int8", "fp8_e4m3"):
+        with pytest.raises(kernels.Unsupported, match="quantization schemes"):
+            kernels.build_case(StepSpec(M, precision), CPU)
+    with pytest.raises(ValueError, match="2:4"):
+        StepSpec(M, "fp32", SparsitySpec.parse("2:4"))
+
+
+def test_the_hollow_step_has_no_flops_and_a_reference_of_its_own_kind():
+    spec = StepSpec(M, "bf16", phase="decode", hollow=True)
+    case, out = kernels.build_case(spec, CPU)
+    assert case.logical_flops == case.physical_flops == 0 and spec.config_id.endswith("/hollow")
+    assert kernels.reference_of(spec) == StepSpec(M, "fp32", phase="decode", hollow=True)
+
+
+def test_a_transformers_config_json_is_a_step_with_its_flops_counted(tmp_path):
+    pytest.importorskip("transformers")
+    from hwprof.kernels import hf
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt_neox", "hidden_size": 64,
+                                                      "num_hidden_layers": 2, "num_attention_heads": 4,
+                                                      "intermediate_size": 128, "vocab_size": 256}))
+    config = hf.read_config(tmp_path / "config.json")
+    assert hf.shape_of(config, "neox", 16) is None                 # not a family hwprof's decoder computes
+    shape = hf.generic_shape(config, "neox", 16)
+    spec = StepSpec(shape, "fp32", backend="transformers", config=str(tmp_path / "config.json"), decomposed=False)
+    case, out = kernels.build_case(spec, CPU)
+    assert spec.logical_flops == 0 and case.logical_flops > 0 and not spec.parts()
+    assert case.rel_error(out) < 1e-5
+    (tmp_path / "llama.json").write_text(hf.hf_config(M).to_json_string())
+    assert hf.shape_of(hf.read_config(tmp_path / "llama.json"), "mini", 16) == M
+    with pytest.raises(ValueError, match="no model_type"):
+        (tmp_path / "bad.json").write_text("{}")
+        hf.read_config(tmp_path / "bad.json")
