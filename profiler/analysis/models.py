@@ -1,9 +1,12 @@
-"""Model-level figures: a [[model]] step's rows combined by how often each kernel runs in the step.
+"""Model-level figures: a [[model]] step's measured time and energy per token, the prediction its kernels make
+(their count-weighted sum), and the share of the step no kernel explains (analysis of running.modelplan).
 
-Per (model, precision, sparsity, pass): logical FLOPs per token, seconds and joules per token, tokens per
-second and per joule, and the model-level hef (the reference step's time over this step's, the reference
-step being every kernel's dense fp32 reference realisation). One layer is measured and counted n_layers
-times; the LM head once.
+Per (model, phase, precision, sparsity, pass): the measured whole step (a full-depth step's row, or the
+linear extrapolation t(n) = t(k) + (n/k - 1)(t(2k) - t(k)) from steps k and 2k layers deep, the reference's
+likewise), per token, with its hef against the reference step (the same model, dense fp32); the kernel-sum
+prediction and its hef; `unexplained_share` = 1 - predicted / measured (per-operator overhead: the Python and
+dispatch work between kernels, which no kernel measured alone carries). A training (fwd+bwd) plan has the
+kernel sum only. `breakdown` splits a token's time by component group, for the report's figure.
 """
 from __future__ import annotations
 
@@ -16,79 +19,170 @@ import pandas as pd
 from hwprof.kernels.model import non_embedding_params, standard_flops_per_token
 from hwprof.running.modelplan import ModelPlan
 
-FLAGS_CARRIED = ("contended", "stalled", "noisy", "throttled", "estimate", "short-window", "few-repeats")
+FLAGS_CARRIED = ("contended", "stalled", "noisy", "throttled", "estimate", "short-window", "few-repeats",
+                 "few-rounds", "reference-impl", "bimodal", "slow-machine", "off-history")
 
 
 @dataclass
 class ModelRow:
-    model: str
-    precision: str
-    sparsity: str
-    pass_: str
-    status: str                        # ok | incomplete (a kernel of the step has no ok row)
-    reason: str
-    n_layers: int
-    layers_measured: int               # always 1: the layer repeats, so it is measured once
-    tokens_per_step: int
-    params_non_embedding: int
-    logical_flops_per_token: float | None
-    standard_flops_per_token: int      # Kaplan's 2N (6N training) + attention + LM head, for comparison
-    time_s_per_token: float | None
-    energy_j_per_token: float | None
-    tokens_per_s: float | None
-    tokens_per_j: float | None
-    logical_flops_per_j: float | None
-    hef_time: float | None             # reference step time / this step's time
-    hef_energy: float | None
-    energy_source: str
-    flags: str
+    model: str                                  # the [[model]] group's name
+    phase: str                                  # prefill (the sequence at once), decode (one token against the KV cache), train (fwd+bwd: kernel sum only)
+    precision: str                              # the step's precision or quantization scheme
+    sparsity: str                               # the pruning of its linear layers' weights (dense, unstructured:D, block:B:D)
+    pass_: str                                  # fwd, or fwd+bwd for a training plan
+    status: str                                 # ok | incomplete (a step or kernel of it, or its reference, has no ok row: reason says which)
+    reason: str                                 # why a figure is missing, in words
+    n_layers: int                               # the model's layers
+    layers_measured: str                        # depth of the measured step(s): "12", or "1+2" when extrapolated from two depths
+    tokens_per_step: int                        # tokens one step processes: batch x seq_len (prefill), batch (decode)
+    context: int                                # decode: the KV cache's earlier tokens; 0 for prefill
+    params_non_embedding: int                   # N of the scaling laws: the layers' weight matrices
+    logical_flops_per_token: float | None       # the step's logical FLOPs (matmuls and attention, dense reference) per token
+    standard_flops_per_token: int               # Kaplan et al.'s 2N + 2 n_layers n_ctx d_attn + LM head (6N... in training), for comparison
+    time_s_per_token: float | None              # measured: the whole step's time per token (extrapolated to n_layers where two depths were measured)
+    time_s_per_token_ci_low: float | None       # the measured step's time interval, per token (full-depth steps)
+    time_s_per_token_ci_high: float | None      # upper end of that interval
+    energy_j_per_token: float | None            # measured: the step's joules per token (total device energy)
+    tokens_per_s: float | None                  # 1 / time_s_per_token
+    tokens_per_j: float | None                  # 1 / energy_j_per_token
+    logical_flops_per_j: float | None           # logical FLOPs per joule of the measured step (E0 of `forecast --model`)
+    hef_time: float | None                      # measured: the reference step's time over this step's (paired rounds for a full-depth step)
+    hef_time_ci_low: float | None               # its interval, where the step was measured at full depth
+    hef_time_ci_high: float | None              # upper end of that interval
+    hef_energy: float | None                    # the reference step's joules over this step's
+    predicted_time_s_per_token: float | None    # the kernel sum: each kernel's time x how often the step runs it, per token
+    predicted_hef_time: float | None            # the reference step's kernel sum over this step's
+    unexplained_share: float | None             # 1 - predicted / measured time: the step's work no kernel measured alone explains
+    energy_source: str                          # the meter(s) the step's joules came from
+    flags: str                                  # the step's (and for a training plan its kernels') caveats: estimate, noisy, few-rounds, ...
 
 
 COLUMNS = ["pass" if f.name == "pass_" else f.name for f in fields(ModelRow)]
+BREAKDOWN_COLUMNS = ["model", "phase", "precision", "sparsity", "pass", "group", "role", "config_id", "count",
+                     "time_s_per_token", "share_of_step"]
+
+
+def extrapolate(t_k: float, t_2k: float, k: int, n: int) -> float:
+    """Pure: a step of n layers from steps k and 2k layers deep (each layer costs t(2k) - t(k) over k)."""
+    return t_k + (n / k - 1.0) * (t_2k - t_k)
+
+
+def _value(by_id: pd.DataFrame, cid: str, col: str) -> float | None:
+    if cid not in by_id.index:
+        return None
+    v = by_id.loc[cid, col]
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def _missing(by_id: pd.DataFrame, pairs: list[tuple[str, str]]) -> list[str]:
+    out = []
+    for what, cid in pairs:
+        if cid not in by_id.index or by_id.loc[cid, "status"] != "ok":
+            status = by_id.loc[cid, "status"] if cid in by_id.index else "not measured"
+            reason = by_id.loc[cid, "reason"] if cid in by_id.index else ""
+            out.append(f"{what} {cid}: {status}{(' (' + str(reason) + ')') if reason else ''}")
+    return out
+
+
+def _measured(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> float | None:
+    """The step's `col` (time_s_median, energy_j, logical_flops) at n_layers, for the step or its reference."""
+    vals = [_value(by_id, getattr(s, which), col) for s in plan.steps]
+    if any(v is None for v in vals):
+        return None
+    if len(vals) == 1:
+        return vals[0]
+    return extrapolate(vals[0], vals[1], plan.steps[0].depth, plan.model.n_layers)
+
+
+def _kernel_sum(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> float | None:
+    total = 0.0
+    for p in plan.parts:
+        v = _value(by_id, getattr(p, which), col)
+        if v is None:
+            return None
+        total += p.count * v
+    return total
 
 
 def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
     by_id = df.set_index("config_id")
-    m = plan.model
-    tokens = m.tokens
-    base = dict(model=m.name, precision=plan.precision, sparsity=plan.sparsity, pass_=plan.pass_,
-                n_layers=m.n_layers, layers_measured=1, tokens_per_step=tokens,
+    m, tokens = plan.model, plan.tokens
+    trained = plan.phase == "train"
+    base = dict(model=m.name, phase=plan.phase, precision=plan.precision, sparsity=plan.sparsity, pass_=plan.pass_,
+                n_layers=m.n_layers, layers_measured="+".join(str(s.depth) for s in plan.steps),
+                tokens_per_step=tokens, context=m.kv_context if plan.phase == "decode" else 0,
                 params_non_embedding=non_embedding_params(m),
-                standard_flops_per_token=standard_flops_per_token(m, plan.pass_))
-    missing = []
-    for part in plan.parts:
-        for cid in (part.config_id, part.reference_id):
-            if cid not in by_id.index or by_id.loc[cid, "status"] != "ok":
-                status = by_id.loc[cid, "status"] if cid in by_id.index else "not measured"
-                reason = by_id.loc[cid, "reason"] if cid in by_id.index else ""
-                missing.append(f"{part.role} {cid}: {status}{(' (' + str(reason) + ')') if reason else ''}")
-    if missing:
-        return ModelRow(**base, status="incomplete", reason="; ".join(dict.fromkeys(missing)),
-                        logical_flops_per_token=None, time_s_per_token=None, energy_j_per_token=None,
-                        tokens_per_s=None, tokens_per_j=None, logical_flops_per_j=None, hef_time=None,
-                        hef_energy=None, energy_source="none", flags="")
+                standard_flops_per_token=standard_flops_per_token(
+                    m, plan.pass_, m.kv_context + 1 if plan.phase == "decode" else m.seq_len))
+    empty = dict.fromkeys(f.name for f in fields(ModelRow) if f.name not in base and f.name not in ("status", "reason"))
+    missing = _missing(by_id, [(f"step {s.depth} layers", s.config_id) for s in plan.steps] +
+                       [(f"reference step {s.depth} layers", s.reference_id) for s in plan.steps])
+    kernels_missing = _missing(by_id, [(p.role, p.config_id) for p in plan.parts] +
+                               [(f"reference {p.role}", p.reference_id) for p in plan.parts])
+    if missing or (trained and kernels_missing):
+        return ModelRow(**base, **{**empty, "energy_source": "none", "flags": ""}, status="incomplete",
+                        reason="; ".join(dict.fromkeys(missing + kernels_missing)))
+    pred, pred_ref = (None, None) if kernels_missing else (_kernel_sum(by_id, plan, "time_s_median", "config_id"),
+                                                            _kernel_sum(by_id, plan, "time_s_median", "reference_id"))
+    if trained:                                   # not measured whole: the kernel sum stands in
+        t, t_ref = pred, pred_ref
+        e, e_ref = (_kernel_sum(by_id, plan, "energy_j", w) for w in ("config_id", "reference_id"))
+        flops = _kernel_sum(by_id, plan, "logical_flops", "config_id")
+        rows = by_id.loc[[p.config_id for p in plan.parts]]
+    else:
+        t, t_ref = _measured(by_id, plan, "time_s_median", "config_id"), _measured(by_id, plan, "time_s_median", "reference_id")
+        e, e_ref = _measured(by_id, plan, "energy_j", "config_id"), _measured(by_id, plan, "energy_j", "reference_id")
+        flops = _measured(by_id, plan, "logical_flops", "config_id")
+        rows = by_id.loc[[s.config_id for s in plan.steps]]
+    full = len(plan.steps) == 1
+    one = plan.steps[0].config_id if full else ""
 
-    def step(col: str, which: str) -> float | None:
-        total = 0.0
-        for part in plan.parts:
-            v = by_id.loc[getattr(part, which), col]
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                return None
-            total += part.count * float(v)
-        return total
-    flops = step("logical_flops", "config_id")
-    t, t_ref = step("time_s_median", "config_id"), step("time_s_median", "reference_id")
-    e, e_ref = step("energy_j", "config_id"), step("energy_j", "reference_id")
-    rows = by_id.loc[[p.config_id for p in plan.parts]]
+    def at_full(col: str) -> float | None:          # the full-depth step row's own figure (None otherwise)
+        return _value(by_id, one, col) if full else None
+
+    def per_token(v):
+        return v / tokens if v is not None else None
     flags = [f for cell in rows["flags"] for f in str(cell).split(",") if f in FLAGS_CARRIED]
     sources = sorted(set(rows["energy_source"]))
+    hef = at_full("hef_time") or (t_ref / t if t else None)
+    reason = ("not measured whole (training): the measured columns are the kernel sum" if trained else
+              ("; ".join(kernels_missing) and "no kernel sum: " + "; ".join(dict.fromkeys(kernels_missing))))
     return ModelRow(
-        **base, status="ok", reason="", logical_flops_per_token=flops / tokens, time_s_per_token=t / tokens,
+        **base, status="ok", reason=reason,
+        logical_flops_per_token=flops / tokens if flops is not None else None,
+        time_s_per_token=t / tokens, time_s_per_token_ci_low=per_token(at_full("time_s_ci_low")),
+        time_s_per_token_ci_high=per_token(at_full("time_s_ci_high")),
         energy_j_per_token=e / tokens if e is not None else None, tokens_per_s=tokens / t,
-        tokens_per_j=tokens / e if e else None, logical_flops_per_j=flops / e if e else None,
-        hef_time=t_ref / t, hef_energy=(e_ref / e) if e and e_ref else None,
+        tokens_per_j=tokens / e if e else None, logical_flops_per_j=flops / e if e and flops else None,
+        hef_time=hef, hef_time_ci_low=at_full("hef_time_ci_low"), hef_time_ci_high=at_full("hef_time_ci_high"),
+        hef_energy=at_full("hef_energy") or (e_ref / e if e and e_ref else None),
+        predicted_time_s_per_token=pred / tokens if pred is not None else None,
+        predicted_hef_time=pred_ref / pred if pred and pred_ref else None,
+        unexplained_share=1.0 - pred / t if pred is not None and t and not trained else None,
         energy_source=sources[0] if len(sources) == 1 else "+".join(sources),
         flags=",".join(dict.fromkeys(flags)))
+
+
+def breakdown(df: pd.DataFrame, plan: ModelPlan) -> list[dict]:
+    """Where a token's time goes: each kernel's count x time per token and its share of the measured step,
+    then what no kernel explains (`unexplained`); empty when a kernel or the step has no ok row."""
+    row = combine(df, plan)
+    by_id = df.set_index("config_id")
+    if row.status != "ok" or row.predicted_time_s_per_token is None:
+        return []
+    key = dict(model=plan.model.name, phase=plan.phase, precision=plan.precision, sparsity=plan.sparsity,
+               pass_=plan.pass_)
+    out = []
+    for p in plan.parts:
+        per_token = p.count * _value(by_id, p.config_id, "time_s_median") / plan.tokens
+        out.append({**key, "group": p.group, "role": p.role, "config_id": p.config_id, "count": p.count,
+                    "time_s_per_token": per_token, "share_of_step": per_token / row.time_s_per_token})
+    rest = row.time_s_per_token - row.predicted_time_s_per_token
+    out.append({**key, "group": "unexplained", "role": "unexplained", "config_id": "", "count": 1,
+                "time_s_per_token": rest, "share_of_step": rest / row.time_s_per_token})
+    for d in out:
+        d["pass"] = d.pop("pass_")
+    return out
 
 
 def model_rows(df: pd.DataFrame, plans: list[ModelPlan]) -> list[ModelRow]:
@@ -113,13 +207,23 @@ def model_table(df: pd.DataFrame, meta: dict) -> pd.DataFrame | None:
     return pd.DataFrame(records, columns=COLUMNS)
 
 
+def breakdown_table(df: pd.DataFrame, meta: dict) -> pd.DataFrame | None:
+    plans = plans_of(meta)
+    if not plans or meta.get("fleet"):
+        return None
+    return pd.DataFrame([r for plan in plans for r in breakdown(df, plan)], columns=BREAKDOWN_COLUMNS)
+
+
 def write_models(run_dir: Path, df: pd.DataFrame, meta: dict) -> Path | None:
-    """Write models.csv (missing figures as empty cells); None, nothing written, without model groups."""
+    """Write models.csv and model_breakdown.csv (missing figures as empty cells, atomically); None, nothing
+    written, without model groups."""
+    from hwprof.running.rundir import atomic_write_text
     table = model_table(df, meta)
     if table is None:
         return None
     path = Path(run_dir) / "models.csv"
-    table.to_csv(path, index=False)
+    atomic_write_text(path, table.to_csv(index=False))
+    atomic_write_text(Path(run_dir) / "model_breakdown.csv", breakdown_table(df, meta).to_csv(index=False))
     return path
 
 
@@ -127,7 +231,8 @@ def read_models(run_dir: Path) -> pd.DataFrame | None:
     path = Path(run_dir) / "models.csv"
     if not path.exists():
         return None
-    return pd.read_csv(path, dtype={"reason": str, "flags": str, "sparsity": str}).fillna({"reason": "", "flags": ""})
+    return pd.read_csv(path, dtype={"reason": str, "flags": str, "sparsity": str, "layers_measured": str}).fillna(
+        {"reason": "", "flags": ""})
 
 
 def model_names(meta: dict) -> list[str]:
@@ -135,12 +240,12 @@ def model_names(meta: dict) -> list[str]:
 
 
 def as_configurations(rows: list[ModelRow]) -> pd.DataFrame:
-    """A model's steps in the shape of results.csv rows (what forecast_rows reads): one per precision
-    setting, E0 its logical FLOP per joule, tokens per joule alongside."""
+    """A model's steps in the shape of results.csv rows (what forecast_rows reads): one per (phase, precision
+    setting), E0 its measured logical FLOP per joule, tokens per joule alongside."""
     out = []
     for r in rows:
         out.append({
-            "config_id": f"model/{r.model}/{r.precision}/{r.sparsity}/{r.pass_}",
+            "config_id": f"model/{r.model}/{r.phase}/{r.precision}/{r.sparsity}/{r.pass_}", "phase": r.phase,
             "status": r.status,
             "logical_flops_per_j": r.logical_flops_per_j, "energy_source": r.energy_source,
             "doublings_energy": math.log2(r.hef_energy) if r.hef_energy else None,

@@ -47,7 +47,7 @@ def ok_row(spec: Spec, case: Case, m: RoundsMeasurement, device: torch.device, i
     if m.energy.source == "estimate" and energy is not None:
         flags.append("estimate")
     row = replace(
-        base_row(spec, device, "ok"), density=case.density, backend=case.backend,
+        base_row(spec, device, "ok"), density=case.density, backend=case.backend, logical_flops=case.logical_flops,
         physical_flops=case.physical_flops, time_s_median=t, time_s_ci_low=m.summary.ci_low,
         time_s_ci_high=m.summary.ci_high, time_rel_iqr=m.summary.rel_iqr, repeats=m.summary.n,
         energy_j=energy, power_w=m.power_w, energy_source=m.energy.source if energy is not None else "none",
@@ -86,7 +86,10 @@ def placed(row: Row, info: DeviceInfo, roofs: Roofs | None) -> Row:
     # MFU from the work done: logical FLOP/s of a sparse or causal row can exceed the peak, which would read
     # as utilisation above 100%.
     row.mfu = eff.mfu(row.physical_flops_per_s, row.peak_flops_per_s)
-    if roofs is not None:       # the roof of the work done: physical FLOPs over the bytes of the operands
+    if roofs is not None and row.physical_flops == 0:   # an op that only moves data: its bandwidth
+        row.roof_flops_per_s = None
+        row.roof_frac = eff.rate(eff.rate(row.bytes_moved, row.time_s_median), roofs.memory.bytes_per_s)
+    elif roofs is not None:     # the roof of the work done: physical FLOPs over the bytes of the operands
         row.roof_flops_per_s = eff.attainable(roofs.compute_roof(precision), roofs.memory.bytes_per_s,
                                               eff.rate(row.physical_flops, row.bytes_moved))
         row.roof_frac = eff.rate(row.physical_flops_per_s, row.roof_flops_per_s)
@@ -124,8 +127,12 @@ def with_hef(row: Row, spec: Spec, reference: Row | None) -> Row:
                 row.hef_energy_ci_low = row.hef_energy_ci_high = 1.0
     if reference is None or reference.status != "ok":
         return row
-    row.hef_time = eff.hef(row.logical_flops_per_s, reference.logical_flops_per_s)
-    row.hef_energy = eff.hef(row.logical_flops_per_j, reference.logical_flops_per_j)
+    if row.logical_flops:
+        row.hef_time = eff.hef(row.logical_flops_per_s, reference.logical_flops_per_s)
+        row.hef_energy = eff.hef(row.logical_flops_per_j, reference.logical_flops_per_j)
+    else:                       # an op between the matmuls does no logical compute: the same work, so time's ratio
+        row.hef_time = eff.hef(eff.rate(1.0, row.time_s_median), eff.rate(1.0, reference.time_s_median))
+        row.hef_energy = eff.hef(eff.rate(1.0, row.energy_j), eff.rate(1.0, reference.energy_j))
     row.doublings_time = eff.doublings(row.hef_time)
     row.doublings_energy = eff.doublings(row.hef_energy)
     return row

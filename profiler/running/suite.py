@@ -151,9 +151,12 @@ def suite_from_data(data: dict, source: str, device_type: str | None = None) -> 
                     raise BadInput(f"{where}: {e}") from None
                 candidates += [(spec, only) for spec in expanded]
                 continue
-            for key in ("precisions", "sparsity", "passes"):       # the checks every group's lists get
+            for key in ("precisions", "sparsity", "passes", "phases"):       # the checks every group's lists get
                 for value in _list(group, key, where, default=[]):
                     _str(value, f"{where}: {key}")
+            for key in ("name", "preset", "config", "family", "implementation"):
+                if key in group:
+                    _str(group[key], f"{where}: {key}")
             try:
                 specs, plans = expand_model_group(group)
             except (ValueError, TypeError) as e:

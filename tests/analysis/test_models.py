@@ -1,169 +1,148 @@
-"""Model-level figures from component rows: exact arithmetic, incomplete steps, models.csv, forecast."""
+"""Model-level figures: the measured whole step (or its extrapolation from two depths), the kernel-sum
+prediction and what it leaves unexplained, the breakdown, models.csv and model_breakdown.csv, the forecast's E0.
+Exact arithmetic on synthetic rows."""
 import json
 import math
 
 import pandas as pd
 import pytest
 
-from hwprof.analysis.models import COLUMNS, as_configurations, combine, model_rows, read_models, write_models
-from hwprof.kernels.spec import AttentionSpec, MatmulSpec
+from hwprof.analysis.models import (COLUMNS, as_configurations, breakdown, combine, extrapolate, model_rows,
+                                    read_models, write_models)
 from hwprof.running.modelplan import expand_model_group
 
 
-def _rows(plan, time_of, energy_of=None, status_of=None):
-    """results.csv-like rows for a plan's kernels and references."""
+def _plan(phase="prefill", **group):
+    _, plans = expand_model_group({"preset": "tiny", "precisions": ["bf16"], "phases": [phase], **group})
+    return plans[0]
+
+
+def _rows(plan, step_s, kernel_s, energy_of=None, status_of=None, flags_of=None, source="rapl"):
+    """results.csv-like rows: the plan's steps (and references) take step_s(cid) a call, every kernel kernel_s(cid)."""
     recs = {}
-    for part in plan.parts:
-        for cid in (part.config_id, part.reference_id):
-            kind, shape = cid.split("/")[:2]
-            dims = tuple(int(x) for x in shape.split("x"))
-            flops = (MatmulSpec(dims, "fp32") if kind == "matmul" else AttentionSpec(dims, "fp32", "causal")).logical_flops
-            recs[cid] = dict(config_id=cid, status=(status_of or {}).get(cid, "ok"), reason="", logical_flops=flops,
-                             time_s_median=time_of(cid), energy_j=energy_of(cid) if energy_of else None,
-                             flags="estimate,contended" if "x4096x" in cid else "", energy_source="rapl")
+    ids = [(s.config_id, True) for s in plan.steps] + [(s.reference_id, True) for s in plan.steps] + \
+          [(p.config_id, False) for p in plan.parts] + [(p.reference_id, False) for p in plan.parts]
+    for cid, is_step in ids:
+        recs[cid] = dict(config_id=cid, status=(status_of or {}).get(cid, "ok"), reason="bad" if status_of else "",
+                         logical_flops=1_000_000 if is_step else 0,
+                         time_s_median=step_s(cid) if is_step else kernel_s(cid),
+                         time_s_ci_low=None, time_s_ci_high=None, hef_time=None, hef_time_ci_low=None,
+                         hef_time_ci_high=None, hef_energy=None,
+                         energy_j=energy_of(cid) if energy_of else None,
+                         flags=(flags_of or {}).get(cid, ""), energy_source=source)
     return pd.DataFrame(list(recs.values()))
 
 
-def test_per_token_figures_are_count_weighted_sums_over_the_step():
-    _, (plan,) = expand_model_group({"preset": "tiny", "precisions": ["bf16"]})
-    time = lambda cid: 2e-3 if "/fp32/" in cid else 1e-3          # noqa: E731  the bf16 step runs twice as fast
-    joules = lambda cid: 0.3 if "/fp32/" in cid else 0.1           # noqa: E731
-    df = _rows(plan, time, joules)
+def test_extrapolation_from_two_depths_is_linear_in_the_layers():
+    assert extrapolate(3.0, 5.0, 1, 32) == pytest.approx(3.0 + 31 * 2.0)      # one layer costs 2, the rest 1
+    assert extrapolate(3.0, 5.0, 2, 8) == pytest.approx(3.0 + 3 * 2.0)        # steps of 2 and 4 layers
+    assert extrapolate(4.0, 4.0, 1, 80) == 4.0
+
+
+def test_the_measured_step_the_kernel_sum_and_the_unexplained_share():
+    plan = _plan()
+    n = sum(p.count for p in plan.parts)
+    df = _rows(plan, lambda cid: 0.010 if "/fp32/" in cid else 0.004, lambda cid: 1e-4)
     r = combine(df, plan)
-    runs = sum(p.count for p in plan.parts)                          # 4 layers x 6 kernels + the head = 25
-    assert runs == 25 and r.status == "ok" and r.layers_measured == 1 and r.n_layers == 4
-    assert r.time_s_per_token == pytest.approx(runs * 1e-3 / 64)
-    assert r.energy_j_per_token == pytest.approx(runs * 0.1 / 64)
-    assert r.tokens_per_s == pytest.approx(64 / (runs * 1e-3)) and r.tokens_per_j == pytest.approx(64 / (runs * 0.1))
-    assert r.hef_time == pytest.approx(2.0) and r.hef_energy == pytest.approx(3.0)
-    flops = sum(p.count * df.set_index("config_id").loc[p.config_id, "logical_flops"] for p in plan.parts)
-    assert r.logical_flops_per_token == flops / 64 and r.logical_flops_per_j == pytest.approx(flops / (runs * 0.1))
-    assert r.flags == "estimate,contended"                           # a kernel's caveats carry to the model
+    assert r.status == "ok" and r.phase == "prefill" and r.layers_measured == "4" and r.tokens_per_step == 64
+    assert r.time_s_per_token == pytest.approx(0.004 / 64) and r.tokens_per_s == pytest.approx(64 / 0.004)
+    assert r.hef_time == pytest.approx(0.010 / 0.004)               # from the two steps' times (no paired hef here)
+    assert r.predicted_time_s_per_token == pytest.approx(n * 1e-4 / 64)
+    assert r.predicted_hef_time == pytest.approx(1.0)               # every kernel as fast as its reference here
+    assert r.unexplained_share == pytest.approx(1 - n * 1e-4 / 0.004)
+    assert r.logical_flops_per_token == pytest.approx(1e6 / 64) and r.energy_j_per_token is None
 
 
-def test_a_step_with_a_missing_or_failed_kernel_is_incomplete_and_says_which():
-    _, (plan,) = expand_model_group({"preset": "tiny", "precisions": ["bf16"]})
+def test_a_paired_hef_and_its_interval_come_from_the_step_row():
+    plan = _plan()
+    df = _rows(plan, lambda cid: 0.004, lambda cid: 1e-4)
+    step = plan.steps[0].config_id
+    df.loc[df.config_id == step, ["hef_time", "hef_time_ci_low", "hef_time_ci_high", "time_s_ci_low", "time_s_ci_high"]] = \
+        [1.9, 1.8, 2.0, 0.0038, 0.0042]
+    r = combine(df, plan)
+    assert (r.hef_time, r.hef_time_ci_low, r.hef_time_ci_high) == (1.9, 1.8, 2.0)
+    assert r.time_s_per_token_ci_low == pytest.approx(0.0038 / 64) and r.time_s_per_token_ci_high == pytest.approx(0.0042 / 64)
+
+
+def test_a_step_measured_at_two_depths_is_extrapolated_to_the_model():
+    plan = _plan(layers=1)                                           # tiny has 4 layers: steps of 1 and 2
+    assert [s.depth for s in plan.steps] == [1, 2]
+    t = {plan.steps[0].config_id: 3e-3, plan.steps[1].config_id: 5e-3,
+         plan.steps[0].reference_id: 6e-3, plan.steps[1].reference_id: 10e-3}
+    r = combine(_rows(plan, t.get, lambda cid: 1e-5), plan)
+    assert r.layers_measured == "1+2"
+    assert r.time_s_per_token == pytest.approx(extrapolate(3e-3, 5e-3, 1, 4) / 64)
+    assert r.hef_time == pytest.approx(extrapolate(6e-3, 10e-3, 1, 4) / extrapolate(3e-3, 5e-3, 1, 4))
+    assert r.hef_time_ci_low is None and r.time_s_per_token_ci_low is None     # no interval for an extrapolation
+
+
+def test_a_missing_step_is_incomplete_and_a_missing_kernel_leaves_the_measured_figures():
+    plan = _plan()
+    step = plan.steps[0].config_id
+    r = combine(_rows(plan, lambda cid: 1e-3, lambda cid: 1e-5, status_of={step: "error"}), plan)
+    assert r.status == "incomplete" and "step 4 layers" in r.reason and r.time_s_per_token is None
     head = next(p for p in plan.parts if p.role == "lm_head")
-    df = _rows(plan, lambda cid: 1e-3, status_of={head.config_id: "error"})
+    r = combine(_rows(plan, lambda cid: 1e-3, lambda cid: 1e-5, status_of={head.config_id: "error"}), plan)
+    assert r.status == "ok" and r.time_s_per_token == pytest.approx(1e-3 / 64)
+    assert r.predicted_time_s_per_token is None and r.unexplained_share is None and "lm_head" in r.reason
+
+
+def test_energy_figures_and_mixed_sources():
+    plan = _plan("decode")
+    r = combine(_rows(plan, lambda cid: 2e-3, lambda cid: 1e-5, energy_of=lambda cid: 0.3 if "/fp32/" in cid else 0.1), plan)
+    assert r.tokens_per_step == 1 and r.context == 64 and r.energy_j_per_token == pytest.approx(0.1)
+    assert r.tokens_per_j == pytest.approx(10.0) and r.hef_energy == pytest.approx(3.0)
+    assert r.logical_flops_per_j == pytest.approx(1e6 / 0.1) and r.energy_source == "rapl"
+
+
+@pytest.mark.parametrize("flag", ["contended", "noisy", "estimate", "few-rounds", "reference-impl", "slow-machine"])
+def test_the_steps_caveats_carry_to_the_model_row(flag):
+    plan = _plan()
+    r = combine(_rows(plan, lambda cid: 1e-3, lambda cid: 1e-5, flags_of={plan.steps[0].config_id: f"{flag},upcast-fp32"}), plan)
+    assert r.flags == flag                                           # upcast-fp32 describes a kernel, not the model
+
+
+def test_a_training_plan_is_the_kernel_sum_and_says_so():
+    _, plans = expand_model_group({"preset": "tiny", "passes": ["fwd+bwd"]})
+    (plan,) = plans
+    assert plan.phase == "train" and not plan.steps
+    df = _rows(plan, lambda cid: 0.0, lambda cid: 2e-4, energy_of=lambda cid: 0.01)
     r = combine(df, plan)
-    assert r.status == "incomplete" and "lm_head" in r.reason and r.hef_time is None and r.tokens_per_s is None
-    r = combine(df[df.config_id != head.config_id], plan)
-    assert "not measured" in r.reason
+    runs = sum(p.count for p in plan.parts)
+    assert r.status == "ok" and "kernel sum" in r.reason and r.time_s_per_token == pytest.approx(runs * 2e-4 / 64)
+    assert r.predicted_time_s_per_token == r.time_s_per_token and r.unexplained_share is None
 
 
-def test_without_energy_the_time_figures_stand_and_energy_ones_are_empty():
-    _, (plan,) = expand_model_group({"preset": "tiny"})
-    r = combine(_rows(plan, lambda cid: 1e-3), plan)
-    assert r.tokens_per_s > 0 and r.energy_j_per_token is None and r.tokens_per_j is None and r.hef_energy is None
-    assert r.hef_time == pytest.approx(1.0)
+def test_the_breakdown_splits_the_measured_step_and_names_the_rest():
+    plan = _plan()
+    df = _rows(plan, lambda cid: 0.004, lambda cid: 1e-4)
+    parts = breakdown(df, plan)
+    assert {d["group"] for d in parts} >= {"projections", "attention", "mlp", "norms", "rotary", "glue", "unexplained"}
+    assert sum(d["share_of_step"] for d in parts) == pytest.approx(1.0)
+    assert sum(d["time_s_per_token"] for d in parts) == pytest.approx(0.004 / 64)
 
 
-def test_models_csv_is_written_for_runs_with_models_only(tmp_path):
-    _, plans = expand_model_group({"preset": "tiny", "precisions": ["fp32", "bf16"]})
-    df = pd.concat([_rows(p, lambda cid: 1e-3, lambda cid: 0.1) for p in plans]).drop_duplicates("config_id")
+def test_models_csv_and_its_breakdown_round_trip(tmp_path):
+    specs, plans = expand_model_group({"preset": "tiny", "precisions": ["fp32", "bf16"]})
+    df = _rows(plans[0], lambda cid: 1e-3, lambda cid: 1e-5)
+    for plan in plans[1:]:
+        df = pd.concat([df, _rows(plan, lambda cid: 1e-3, lambda cid: 1e-5)]).drop_duplicates("config_id")
     meta = {"suite": {"models": [p.to_json() for p in plans]}}
-    path = write_models(tmp_path, df, meta)
+    assert write_models(tmp_path, df, meta) == tmp_path / "models.csv"
     back = read_models(tmp_path)
-    assert list(back.columns) == COLUMNS and len(back) == 2 and path.name == "models.csv"
-    assert write_models(tmp_path / "x", df, {"suite": {}}) is None and read_models(tmp_path / "x") is None
-    conf = as_configurations(model_rows(df, plans))
-    assert conf["config_id"].tolist() == ["model/tiny/fp32/dense/fwd", "model/tiny/bf16/dense/fwd"]
-    assert conf["doublings_energy"].tolist() == [0.0, 0.0] and (conf["tokens_per_j"] == 64 / 2.5).all()
+    assert list(back.columns) == COLUMNS and len(back) == 4 and set(back["phase"]) == {"prefill", "decode"}
+    assert list(back["layers_measured"]) == ["4"] * 4
+    parts = pd.read_csv(tmp_path / "model_breakdown.csv")
+    assert set(parts["phase"]) == {"prefill", "decode"} and "unexplained" in set(parts["group"])
+    assert write_models(tmp_path, df, {"suite": {}}) is None
 
 
-def test_forecast_from_a_model_uses_its_flop_per_joule(tmp_path):
-    from hwprof.analysis.forecast_table import Scenario, write_forecast
-    from hwprof.errors import BadInput
-    from hwprof.running.results import ResultsWriter, Row
-    _, plans = expand_model_group({"preset": "tiny", "precisions": ["bf16"]})
-    df = _rows(plans[0], lambda cid: 1e-3, lambda cid: 0.1)
-    w = ResultsWriter(tmp_path / "results.csv")
-    for r in df.to_dict("records"):
-        kind = r["config_id"].split("/")[0]
-        w.append(Row(r["config_id"], kind, "1x1x1", "fp32", "dense", 1.0, "default", "fwd", "cpu", "ok",
-                     logical_flops=r["logical_flops"], time_s_median=1e-3, energy_j=0.1, energy_source="rapl",
-                     logical_flops_per_j=r["logical_flops"] / 0.1))
-    w.close()
-    (tmp_path / "run.json").write_text(json.dumps({"tool": "hwprof", "schema_version": 1, "suite": {"models": [p.to_json() for p in plans]},
-                                                   "energy": {"source": "rapl"}}))
-    write_forecast(tmp_path, Scenario(), model="tiny")
-    doc = json.loads((tmp_path / "forecast.json").read_text())
-    (row,) = doc["configurations"]
-    step = model_rows(df, plans)[0]
-    assert doc["model"] == "tiny" and row["config_id"] == "model/tiny/bf16/dense/fwd"
-    assert row["e0_flops_per_j"] == pytest.approx(step.logical_flops_per_j)
-    assert row["tokens_per_j"] == pytest.approx(step.tokens_per_j)
-    assert row["tokens_per_year_start"] == pytest.approx(step.tokens_per_j * 1000 * 365.25 * 86400)
-    with pytest.raises(BadInput, match="no model 'gpt2' in this run"):
-        write_forecast(tmp_path, Scenario(), model="gpt2")
-
-
-def test_an_incomplete_step_says_which_kernels_and_why_exactly():
-    _, (plan,) = expand_model_group({"preset": "tiny", "precisions": ["bf16"]})
-    head = next(p for p in plan.parts if p.role == "lm_head")
-    df = _rows(plan, lambda cid: 1e-3, status_of={head.config_id: "unsupported"})
-    df.loc[df.config_id == head.config_id, "reason"] = "no kernel"
-    r = combine(df, plan)
-    assert r.reason == f"lm_head {head.config_id}: unsupported (no kernel)"
-    assert (r.energy_source, r.flags, r.logical_flops_per_token) == ("none", "", None)
-    df.loc[df.config_id == head.config_id, "reason"] = ""
-    assert combine(df, plan).reason == f"lm_head {head.config_id}: unsupported"
-    gone = combine(df[df.config_id != head.config_id], plan)
-    assert gone.reason == f"lm_head {head.config_id}: not measured"
-    qkv = next(p for p in plan.parts if p.role == "qkv")
-    two = combine(df[~df.config_id.isin([head.config_id, qkv.config_id])], plan)
-    assert two.reason == f"qkv {qkv.config_id}: not measured; lm_head {head.config_id}: not measured"
-
-
-@pytest.mark.parametrize("flag", ["contended", "stalled", "noisy", "throttled", "estimate", "short-window",
-                                  "few-repeats"])
-def test_each_caveat_of_a_kernel_carries_to_the_model_and_others_do_not(flag):
-    _, (plan,) = expand_model_group({"preset": "tiny", "precisions": ["bf16"]})
-    df = _rows(plan, lambda cid: 1e-3)
-    df["flags"] = f"upcast-fp32,{flag}"
-    assert combine(df, plan).flags == flag
-
-
-def test_the_standard_estimate_is_an_exact_integer():
-    _, (plan,) = expand_model_group({"preset": "tiny"})
-    r = combine(_rows(plan, lambda cid: 1e-3), plan)
-    from hwprof.kernels.model import standard_flops_per_token
-    assert r.standard_flops_per_token == standard_flops_per_token(plan.model) and isinstance(r.standard_flops_per_token, int)
-    assert r.energy_source == "rapl"
-
-
-def test_energy_figures_need_both_steps_joules_and_mixed_sources_are_named():
-    _, (plan,) = expand_model_group({"preset": "tiny", "precisions": ["bf16"]})
-    df = _rows(plan, lambda cid: 1e-3, lambda cid: None if "/fp32/" in cid else 0.1)
-    r = combine(df, plan)
-    assert r.status == "ok" and r.reason == "" and r.energy_j_per_token > 0 and r.hef_energy is None
-    df = _rows(plan, lambda cid: 1e-3, lambda cid: 0.1)
-    df.loc[df.config_id == plan.parts[0].config_id, "energy_source"] = "estimate"
-    assert combine(df, plan).energy_source == "estimate+rapl"
-
-
-def test_models_csv_round_trips_with_empty_cells_for_missing_figures(tmp_path):
-    _, plans = expand_model_group({"preset": "tiny", "precisions": ["fp32", "bf16"]})
-    df = pd.concat([_rows(p, lambda cid: 1e-3) for p in plans]).drop_duplicates("config_id")
-    bf16_head = next(p for p in plans[1].parts if p.role == "lm_head").config_id
-    df = df[df.config_id != bf16_head]
-    write_models(tmp_path, df, {"suite": {"models": [p.to_json() for p in plans]}})
-    text = (tmp_path / "models.csv").read_text()
-    assert ",,," in text and "None" not in text and "nan" not in text
-    back = read_models(tmp_path)
-    assert back["reason"].tolist()[0] == "" and "not measured" in back["reason"].tolist()[1]
-    assert back["flags"].tolist() == ["estimate,contended", ""] and back["sparsity"].tolist() == ["dense", "dense"]
-    assert math.isnan(back["tokens_per_s"][1]) and back["status"].tolist() == ["ok", "incomplete"]
-
-
-def test_a_models_configurations_for_the_forecast():
-    _, plans = expand_model_group({"preset": "tiny", "precisions": ["fp32", "bf16"]})
-    df = pd.concat([_rows(p, lambda cid: 2e-3 if "/fp32/" in cid else 1e-3, lambda cid: 0.1) for p in plans])
-    rows = model_rows(df.drop_duplicates("config_id"), plans)
-    conf = as_configurations(rows)
-    assert conf["status"].tolist() == ["ok", "ok"]
-    assert conf["logical_flops_per_s"].tolist() == pytest.approx(
-        [r.logical_flops_per_token / r.time_s_per_token for r in rows])
-    rows[1].status, rows[1].time_s_per_token = "incomplete", None
-    conf = as_configurations(rows)
-    assert conf["status"].tolist() == ["ok", "incomplete"] and conf["logical_flops_per_s"].isna().tolist() == [False, True]
+def test_the_forecast_takes_e0_from_the_measured_step_of_a_phase():
+    specs, plans = expand_model_group({"preset": "tiny"})
+    df = pd.concat([_rows(p, lambda cid: 2e-3, lambda cid: 1e-5, energy_of=lambda cid: 0.2) for p in plans])
+    configs = as_configurations(model_rows(df.drop_duplicates("config_id"), plans))
+    assert list(configs["phase"]) == ["prefill", "decode"]
+    assert configs.loc[0, "logical_flops_per_j"] == pytest.approx(1e6 / 0.2)
+    assert configs.loc[0, "config_id"] == "model/tiny/prefill/fp32/dense/fwd"
+    assert configs.loc[1, "tokens_per_j"] == pytest.approx(1 / 0.2) and math.isclose(configs.loc[0, "tokens_per_j"], 64 / 0.2)
+    json.dumps(configs.to_dict("records"))

@@ -100,16 +100,20 @@ def test_a_model_run_writes_models_csv_a_report_section_and_claims(tmp_path, cap
     import pandas as pd
     assert "machine_history" not in json.loads((run_dir / "run.json").read_text())
     models = pd.read_csv(run_dir / "models.csv")
-    assert models["status"].tolist() == ["ok", "ok"] and (models["tokens_per_s"] > 0).all()
-    assert (models["layers_measured"] == 1).all() and (models["n_layers"] == 2).all()
+    assert models["status"].tolist() == ["ok"] * 4 and (models["tokens_per_s"] > 0).all()
+    assert list(models["phase"]) == ["prefill", "decode"] * 2 and (models["layers_measured"] == 2).all()
+    assert models["predicted_time_s_per_token"].notna().all() and models["unexplained_share"].notna().all()
+    assert (run_dir / "model_breakdown.csv").exists() and (run_dir / "plots" / "tokens.png").exists()
     results = pd.read_csv(run_dir / "results.csv")
     assert (results["model"] == "micro").all()
     md = (run_dir / "report.md").read_text()
-    assert "## Models" in md and "1 of 2 layers measured" in md and "## Claims" in md
+    assert "## Models" in md and "2 of 2 layers measured whole" in md and "## Claims" in md
     assert "not compared with this machine's history" in md
     capsys.readouterr()
     assert main(["claims", str(run_dir)]) == 0
     text = capsys.readouterr().out
     assert "Lower-precision tensor formats" in text and "not measurable from kernel timings" in text
     assert main(["forecast", str(run_dir), "--model", "micro"]) == 0
+    assert json.loads((run_dir / "forecast.json").read_text())["phase"] == "decode"
+    assert main(["forecast", str(run_dir), "--model", "micro", "--phase", "prefill"]) == 0
     assert main(["forecast", str(run_dir), "--model", "nano"]) == 2

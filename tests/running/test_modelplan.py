@@ -6,37 +6,77 @@ from hwprof.running.modelplan import ModelPlan, expand_model_group, model_tags
 from hwprof.running.suite import load_suite, parse_suite
 
 
-def test_a_model_group_expands_to_its_kernels_and_their_references():
+def test_a_model_group_expands_per_phase_into_its_step_its_kernels_and_its_glue():
     specs, plans = expand_model_group({"preset": "tiny", "precisions": ["bf16", "w8a16"]})
-    assert len(plans) == 2 and [p.precision for p in plans] == ["bf16", "w8a16"]
-    roles = {p.role: p for p in plans[1].parts}
-    assert roles["qkv"].config_id == "matmul/64x512x256/w8a16/dense/fwd"
-    assert roles["qkv"].reference_id == "matmul/64x512x256/fp32/dense/fwd"
-    assert roles["attention"].config_id == "attention/1x4x64x64x64x2/bf16/causal/auto/fwd"   # schemes: bf16 attention
-    assert roles["attention"].reference_id == "attention/1x4x64x64x64x2/fp32/causal/math/fwd"
-    assert roles["mlp_up"].count == 4 and roles["lm_head"].count == 1
+    assert [(p.precision, p.phase) for p in plans] == [("bf16", "prefill"), ("bf16", "decode"),
+                                                        ("w8a16", "prefill"), ("w8a16", "decode")]
+    pre, dec = plans[2], plans[3]
+    assert [s.config_id for s in pre.steps] == ["step/tiny/prefill/1x64x0/L4/w8a16/dense"]
+    assert pre.steps[0].reference_id == "step/tiny/prefill/1x64x0/L4/fp32/dense"
+    roles = {p.role: p for p in pre.parts}
+    assert roles["q_proj"].config_id == "linear/64x256x256/w8a16/dense/fwd" and roles["q_proj"].count == 4
+    assert roles["q_proj"].reference_id == "linear/64x256x256/fp32/dense/fwd"
+    # the reference step's attention is SDPA's own choice in fp32, not the kernel-level math reference
+    assert roles["attention"].config_id == "attention/1x4x64x64x64x2/bf16/causal/auto/fwd"
+    assert roles["attention"].reference_id == "attention/1x4x64x64x64x2/fp32/causal/auto/fwd"
+    assert roles["rmsnorm"].config_id == "op/rmsnorm/64x256/bf16/fwd" and roles["rmsnorm"].count == 8
+    assert roles["glue"].config_id == "step/tiny/prefill/1x64x0/L4/bf16/dense/hollow"
+    droles = {p.role: p for p in dec.parts}
+    assert droles["q_proj"].config_id == "linear/1x256x256/w8a16/dense/fwd"
+    assert droles["attention"].config_id == "attention/1x4x1x65x64x2/bf16/none/auto/fwd"   # one query, 64 + 1 keys
+    assert droles["kv_append"].count == 8 and droles["lm_head"].count == 1
+    ids = {s.config_id for s in specs}
+    assert all(p.reference_id in ids and p.config_id in ids for plan in plans for p in plan.parts)
     back = ModelPlan.from_json(plans[0].to_json())
-    assert back.parts == plans[0].parts and back.model == plans[0].model
+    assert back.parts == plans[0].parts and back.steps == plans[0].steps and back.model == plans[0].model
 
 
-def test_sparsity_applies_to_the_weight_matmuls_only():
-    specs, plans = expand_model_group({"preset": "tiny", "sparsity": ["unstructured:0.1"]})
-    ids = [s.config_id for s in specs]
-    assert "matmul/64x688x256/fp32/unstructured:0.1/fwd" in ids
-    assert "attention/1x4x64x64x64x2/fp32/causal/auto/fwd" in ids and plans[0].sparsity == "unstructured:0.1"
+def test_a_large_model_is_measured_at_two_depths_and_layers_chooses_them():
+    _, plans = expand_model_group({"preset": "llama3-8b", "phases": ["decode"]})
+    assert [s.depth for s in plans[0].steps] == [1, 2]                 # 28 GB of fp32 weights: extrapolated
+    _, plans = expand_model_group({"preset": "tiny", "layers": 1, "phases": ["prefill"]})
+    assert [s.depth for s in plans[0].steps] == [1, 2]
+    _, plans = expand_model_group({"preset": "llama3-8b", "layers": "all", "phases": ["prefill"]})
+    assert [s.depth for s in plans[0].steps] == [32]
+    with pytest.raises(ValueError, match="layers must be"):
+        expand_model_group({"preset": "tiny", "layers": 0})
+
+
+def test_gpt2s_conv1d_layers_stay_bf16_under_a_scheme_as_torchao_leaves_them():
+    _, plans = expand_model_group({"preset": "gpt2-small", "precisions": ["w8a16"], "phases": ["decode"]})
+    roles = {p.role: p for p in plans[0].parts}
+    assert roles["qkv"].config_id == "conv1d/1x2304x768/bf16/dense/fwd"
+    assert roles["lm_head"].config_id == "linear/1x50257x768/w8a16/dense/fwd"   # an nn.Linear: quantized
+
+
+def test_sparsity_prunes_the_layers_weights_but_not_the_lm_head():
+    specs, plans = expand_model_group({"preset": "tiny", "sparsity": ["unstructured:0.1"], "phases": ["prefill"]})
+    roles = {p.role: p for p in plans[0].parts}
+    assert roles["mlp_up"].config_id == "linear/64x688x256/fp32/unstructured:0.1/fwd"
+    assert roles["lm_head"].config_id == "linear/64x4096x256/fp32/dense/fwd"
+    assert plans[0].steps[0].config_id == "step/tiny/prefill/1x64x0/L4/fp32/unstructured:0.1"
+
+
+def test_a_training_pass_is_a_kernel_sum_plan():
+    _, plans = expand_model_group({"preset": "tiny", "passes": ["fwd+bwd"]})
+    assert [p.phase for p in plans] == ["train"] and not plans[0].steps
+    assert {p.role for p in plans[0].parts} >= {"qkv", "attention", "lm_head"}
 
 
 def test_a_suite_with_models_runs_each_kernel_once_and_records_the_plans():
-    suite = parse_suite('[[model]]\npreset = "tiny"\nprecisions = ["fp32", "bf16"]\n'
-                        '[[model]]\npreset = "tiny"\nname = "tiny-b2"\nbatch = 2\nprecisions = ["bf16"]\n')
+    suite = parse_suite('[[model]]\npreset = "tiny"\nprecisions = ["fp32", "bf16"]\nphases = ["prefill"]\n'
+                        '[[model]]\npreset = "tiny"\nname = "tiny-b2"\nbatch = 2\nprecisions = ["bf16"]\n'
+                        'phases = ["prefill"]\n')
     ids = [s.config_id for s in suite.specs]
     assert len(ids) == len(set(ids))
-    assert [p.key for p in suite.models] == [("tiny", "fp32", "dense", "fwd"), ("tiny", "bf16", "dense", "fwd"),
-                                            ("tiny-b2", "bf16", "dense", "fwd")]
+    assert [p.key for p in suite.models] == [("tiny", "prefill", "fp32", "dense", "fwd"),
+                                            ("tiny", "prefill", "bf16", "dense", "fwd"),
+                                            ("tiny-b2", "prefill", "bf16", "dense", "fwd")]
     assert len(suite.resolved()["models"]) == 3
     tags = model_tags(suite.models)
-    assert tags["matmul/64x512x256/fp32/dense/fwd"] == "tiny"
-    assert tags["matmul/128x512x256/fp32/dense/fwd"] == "tiny-b2"        # the reference of tiny-b2's bf16 qkv
+    assert tags["linear/64x256x256/fp32/dense/fwd"] == "tiny"
+    assert tags["linear/128x256x256/fp32/dense/fwd"] == "tiny-b2"     # the reference of tiny-b2's bf16 q_proj
+    assert tags["step/tiny-b2/prefill/2x64x0/L4/fp32/dense"] == "tiny-b2"
 
 
 def test_model_presets_are_suites_of_their_own():
@@ -51,7 +91,13 @@ def test_model_presets_are_suites_of_their_own():
     ('preset = "tiny"\nd_model = -64', "d_model must be a positive integer"),
     ('preset = "tiny"\nn_heads = 3', "n_heads 3 does not divide d_model 256"),
     ('preset = "tiny"\nn_kv_heads = 3', "n_kv_heads 3 does not divide n_heads 4"),
-    ('preset = "tiny"\nlayers = 3', "unknown key(s) layers"),
+    ('preset = "tiny"\nlayers = "some"', "layers must be"),
+    ('preset = "tiny"\nphases = ["train"]', "unknown phase 'train'"),
+    ('preset = "tiny"\nfamily = "gpt2"', "the gpt2 family has an ungated MLP"),
+    ('preset = "tiny"\ncontext = -1', "context must be a non-negative integer"),
+    ('name = 7\npreset = "tiny"', "name must be a non-empty string"),
+    ('name = ["a"]\npreset = "tiny"', "name must be a non-empty string"),
+    ('preset = "tiny"\nimplementation = "vllm"', "implementation must be"),
     ('preset = "tiny"\nprecisions = ["fp9"]', "unknown precision 'fp9'"),
     ('preset = "tiny"\nprecisions = []', "'precisions' must be a non-empty list"),
     ('preset = "tiny"\ndevice = "tpu"', "must be \"cpu\" or \"cuda\""),
