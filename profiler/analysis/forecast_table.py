@@ -118,8 +118,8 @@ def forecast_rows(df: pd.DataFrame, s: Scenario) -> list[dict]:
     out = []
     for r in df[df["status"] == "ok"].to_dict("records"):
         e0 = r.get("logical_flops_per_j")
-        if e0 is None or (isinstance(e0, float) and math.isnan(e0)):
-            continue
+        if e0 is None or (isinstance(e0, float) and math.isnan(e0)) or e0 <= 0:
+            continue                    # no energy measured, or an op between matmuls (no logical compute)
         year = e0 * s.power_watts * fc.SECONDS_PER_YEAR
         doublings = r.get("doublings_energy")
         doublings = None if doublings is None or (isinstance(doublings, float) and math.isnan(doublings)) else doublings
@@ -170,9 +170,10 @@ def trajectories(rows: list[dict], s: Scenario, max_series: int = 6) -> list[dic
     return out
 
 
-def write_forecast(run_dir: Path, s: Scenario, model: str | None = None) -> list[Path]:
+def write_forecast(run_dir: Path, s: Scenario, model: str | None = None, phase: str = "decode") -> list[Path]:
     """forecast.csv and forecast.json in the run directory (the plot is the report's business). With a
-    model, E0 is that model's measured step (per precision setting), not a kernel's."""
+    model, E0 is that model's measured whole step of `phase` (decode by default: where inference spends its
+    tokens), per precision setting, not a kernel's nor the kernels' sum."""
     run_dir = Path(run_dir)
     meta = read_run_json(run_dir)
     df = read_results(run_dir / "results.csv")
@@ -181,7 +182,11 @@ def write_forecast(run_dir: Path, s: Scenario, model: str | None = None) -> list
         if model not in names:
             raise BadInput(f"{run_dir}: no model {model!r} in this run "
                            f"({'models: ' + ', '.join(names) if names else 'it has no [[model]] groups'})")
-        df = as_configurations(model_rows(df, [p for p in plans_of(meta) if p.model.name == model]))
+        plans = [p for p in plans_of(meta) if p.model.name == model]
+        phases = list(dict.fromkeys(p.phase for p in plans))
+        if phase not in phases:
+            raise BadInput(f"{run_dir}: model {model!r} has no {phase} step in this run (phases: {', '.join(phases)})")
+        df = as_configurations(model_rows(df, [p for p in plans if p.phase == phase]))
     rows = forecast_rows(df, s)
     if not rows:
         what = f"no precision setting of model {model!r} has" if model else "no ok configuration has"
@@ -191,9 +196,10 @@ def write_forecast(run_dir: Path, s: Scenario, model: str | None = None) -> list
     atomic_write_text(csv_path, pd.DataFrame(rows).to_csv(index=False))
     doc = {
         "tool": "hwprof", "run": str(run_dir), "energy_source": meta.get("energy", {}).get("source"),
-        "model": model,
+        "model": model, "phase": phase if model is not None else None,
         "scenario": {**asdict(s), "kappa": s.effective_kappa},
-        "note": "kernel-level figures: real training adds overheads (communication, data, idle) the kernel does not see",
+        "note": (f"E0 from the measured {phase} step of model {model}" if model is not None else
+                 "kernel-level figures: real training adds overheads (communication, data, idle) the kernel does not see"),
         "fields": FIELDS, "configurations": rows, "trajectories": trajectories(rows, s),
     }
     # allow_nan=False: a stray inf/NaN fails here instead of writing `Infinity`, which is not JSON

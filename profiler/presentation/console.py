@@ -186,6 +186,25 @@ def print_validation(device: str, checks: list, console: Console | None = None) 
     console.print(f"{len(checks) - failed} passed or skipped, {failed} failed")
 
 
+def print_model_validation(device: str, checks: list, console: Console | None = None) -> None:
+    """`hwprof validate --model`: one row per (phase, precision) (analysis.validate_model's result)."""
+    console = console or make_console()
+    t = Table(title=data(f"hwprof validate --model on {device}: hwprof's step against transformers'"),
+              box=box.SIMPLE_HEAD)
+    for col in ("model", "phase", "precision", "hwprof / step", "transformers / step", "ratio", "verdict"):
+        t.add_column(col, no_wrap=True)
+    colour = {"pass": "green", "fail": "red", "reported": "cyan", "skip": "yellow"}
+    for c in checks:
+        t.add_row(data(c.model), c.phase, data(c.precision), seconds(c.hwprof_s), seconds(c.transformers_s),
+                  "-" if c.ratio is None else f"{c.ratio:.3f}", data(c.verdict, style=colour.get(c.verdict, "")))
+    console.print(t)
+    for c in checks:
+        if c.note:
+            console.print(line(f"{c.phase} {c.precision}: ", c.note))
+    failed = sum(c.verdict == "fail" for c in checks)
+    console.print(f"{len(checks) - failed} passed, reported or skipped, {failed} failed")
+
+
 def _terminal_console() -> Console:
     """A console on a duplicate of the terminal's stdout: what it draws still reaches the terminal while
     the probe of a case redirects the process's stdout to read the libraries' call logs (measuring.impl)."""

@@ -92,7 +92,8 @@ def roofline(df: pd.DataFrame, peaks: dict, mem_bw: float | None, roofs: dict | 
     (solid: min of each precision's compute roof and intensity x the memory roof) and the datasheet roofs
     where known (dashed). Every configuration is a numbered point; the numbers are listed beside the plot."""
     ok = _ok(df)
-    ok = ok[ok["bytes_moved"].notna() & ok["physical_flops_per_s"].notna() & ok["physical_flops"].notna()]
+    # log axes: rows that do arithmetic only (an op that only moves data, a hollow step, have none to place)
+    ok = ok[(ok["bytes_moved"] > 0) & (ok["physical_flops_per_s"] > 0) & (ok["physical_flops"] > 0)]
     if ok.empty:
         return None
     ok = ok.assign(intensity=ok["physical_flops"] / ok["bytes_moved"]).sort_values("physical_flops_per_s")
@@ -128,8 +129,8 @@ def roofline(df: pd.DataFrame, peaks: dict, mem_bw: float | None, roofs: dict | 
 
 def accuracy_vs_efficiency(df: pd.DataFrame):
     ok = _ok(df)
-    ok = ok[ok["hef_time"].notna() & ok["rel_error"].notna() & (ok["sparsity"].isin(["dense", "causal"]) |
-                                                                  ok["sparsity"].str.startswith("window"))]
+    ok = ok[ok["hef_time"].notna() & (ok["rel_error"] > 0) & (ok["hef_time"] > 0) &
+            (ok["sparsity"].isin(["dense", "causal"]) | ok["sparsity"].str.startswith("window"))]
     if ok.empty:
         return None
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -206,6 +207,39 @@ def fleet_heatmap(table: pd.DataFrame):
     ax.set_xticks(range(table.shape[1]), list(table.columns), fontsize=6, rotation=60, ha="right")
     fig.colorbar(im, ax=ax, label="time / fleet median (red: slower)")
     ax.set_title("Fleet: each device against the fleet median, per configuration")
+    fig.tight_layout()
+    return fig
+
+
+GROUP_ORDER = ["projections", "attention", "mlp", "lm_head", "norms", "activation", "rotary", "residual",
+               "embedding", "kv_cache", "head_merge", "glue", "unexplained"]
+
+
+def token_breakdown(table: pd.DataFrame):
+    """Where a token's time goes, per model and precision: prefill beside decode, each bar the measured
+    step split by component group (share of the step), with what no kernel explains on top."""
+    if table is None or table.empty:
+        return None
+    bars = list(table.groupby(["model", "precision", "sparsity", "phase"], sort=False))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(bars) + 2), 4.5))
+    cmap = plt.get_cmap("tab20")
+    bottoms = [0.0] * len(bars)
+    for gi, group in enumerate(GROUP_ORDER):
+        shares = [max(0.0, float(g.loc[g["group"] == group, "share_of_step"].sum())) for _, g in bars]
+        if not any(shares):
+            continue
+        ax.bar(range(len(bars)), shares, bottom=bottoms, label=group, color="#bbbbbb" if group == "unexplained"
+               else cmap(gi), hatch="//" if group == "unexplained" else None, edgecolor="white", linewidth=0.5)
+        bottoms = [b + v for b, v in zip(bottoms, shares)]
+    for i, (key, g) in enumerate(bars):
+        per_token = float(g["time_s_per_token"].sum())
+        ax.text(i, max(bottoms[i], 1.0) + 0.02, f"{per_token * 1e3:.3g} ms\nper token", ha="center", fontsize=7)
+    ax.set_ylim(0, max(1.0, *bottoms) + 0.15)
+    ax.set_xticks(range(len(bars)))
+    ax.set_xticklabels([f"{m}\n{p} {sp if sp != 'dense' else ''}\n{ph}" for (m, p, sp, ph), _ in bars], fontsize=7)
+    ax.set_ylabel("share of the measured step")
+    ax.set_title("Where a token's time goes (measured step, split by its kernels)")
+    ax.legend(fontsize=6, bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.tight_layout()
     return fig
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from hwprof.presentation import plots
 from hwprof.analysis import fleet
+from hwprof.analysis.models import breakdown_table
 from hwprof.analysis.notes import notes
 from hwprof.presentation.sections import sections
 from hwprof.analysis.summaries import (above_roof, break_even, ci_coverage, contention, furthest_below_roof,
@@ -33,6 +34,7 @@ PLOTS = [
     ("sparsity.png", "Sparsity: hef_time against density, with the break-even point"),
     ("forecast.png", "Forecast: logical compute and excess loss over time"),
     ("fleet.png", "Fleet: each device's time over the fleet median, per configuration"),
+    ("tokens.png", "Models: where a token's time goes, prefill beside decode (model_breakdown.csv)"),
 ]
 
 ENERGY_WORDS = {
@@ -57,6 +59,7 @@ def render_plots(run_dir: Path, df: pd.DataFrame, meta: dict) -> dict[str, Path]
         "sparsity.png": plots.sparsity_curve(df),
         "forecast.png": plots.forecast_curves(forecast) if forecast else None,
         "fleet.png": plots.fleet_heatmap(fleet.normalised(df, meta)) if meta.get("fleet") else None,
+        "tokens.png": plots.token_breakdown(breakdown_table(df, meta)),
     }
     written = {}
     for name, fig in figs.items():

@@ -8,8 +8,10 @@ from hwprof.analysis import fleet
 from hwprof.analysis.claims import check_claims
 from hwprof.analysis.models import model_table, plans_of
 
-MODEL_COLUMNS = ["model", "precision", "sparsity", "pass", "status", "time_s_per_token", "energy_j_per_token",
-                 "tokens_per_s", "tokens_per_j", "hef_time", "hef_energy", "energy_source", "flags", "reason"]
+MODEL_COLUMNS = ["model", "phase", "precision", "sparsity", "pass", "status", "layers_measured", "time_s_per_token",
+                 "energy_j_per_token", "tokens_per_s", "tokens_per_j", "hef_time", "hef_energy",
+                 "predicted_time_s_per_token", "predicted_hef_time", "unexplained_share", "energy_source", "flags",
+                 "reason"]
 
 
 def sections(df: pd.DataFrame, meta: dict) -> list[tuple[str, str, pd.DataFrame]]:
@@ -17,11 +19,14 @@ def sections(df: pd.DataFrame, meta: dict) -> list[tuple[str, str, pd.DataFrame]
     out = []
     models = model_table(df, meta)
     if models is not None:
-        n = ", ".join(f"{p.model.name}: 1 of {p.model.n_layers} layers measured, {p.model.tokens} tokens a step"
-                      for p in {p.model.name: p for p in plans_of(meta)}.values())
-        out.append(("Models", f"Per-token cost of each model step (models.csv). The layer repeats, so it is "
-                    f"measured once and counted n_layers times ({n}).", models[[c for c in MODEL_COLUMNS
-                                                                               if c in models.columns]]))
+        n = "; ".join(f"{p.model.name}: {'+'.join(str(s.depth) for s in p.steps) or 'no'} of {p.model.n_layers} "
+                      f"layers measured whole" for p in {p.model.name: p for p in plans_of(meta) if p.steps}.values())
+        out.append(("Models", "Per-token cost of each model step (models.csv): the whole step measured (prefill: "
+                    "the sequence at once; decode: one token against the KV cache), its hef against the same model "
+                    "in dense fp32, the prediction its kernels make (their count-weighted sum, with the step's "
+                    "own glue between them) and the share of the step no kernel explains. Steps measured at two "
+                    f"depths are extrapolated to the model's ({n}).",
+                    models[[c for c in MODEL_COLUMNS if c in models.columns]]))
     if meta.get("fleet"):
         out += fleet_sections(df, meta)
     claims = pd.DataFrame([c.__dict__ for c in check_claims(df, meta, models)])

@@ -1,0 +1,136 @@
+"""`hwprof validate --model NAME|FILE`: hwprof's whole step of a model against the same model built by Hugging
+Face transformers, prefill and decode, per precision.
+
+hwprof's step is timed the way a run times it (one batch choice, then a window a round), transformers' with
+torch.utils.benchmark (blocked_autorange), in rounds interleaved in one process, who goes first alternating;
+the verdict is on the median of the per-round ratios. Tolerance: 10% for prefill; for decode too where
+transformers' step takes at least DECODE_JUDGED_S, below which per-call Python overhead (which the two
+implementations do not share) dominates and the ratio is reported, not judged. Where the two differ, one
+profiled call of each says in which ops (aten op self time per step, largest differences first).
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from hwprof.analysis.validate import ROUND_S, ROUNDS, _time_hwprof, _time_torch_benchmark, rounds_for
+from hwprof.kernels import Unsupported, build_case
+from hwprof.kernels.model import PHASES, PRESETS, ModelShape
+from hwprof.kernels.step import StepSpec, activation_dtype
+from hwprof.measuring.arm import prepare_arm
+from hwprof.measuring.measure import Policy
+from hwprof.measuring.meters import NoMeter
+from hwprof.measuring.probe import Prober
+from hwprof.measuring.timing import timer_for
+
+TOLERANCE = 0.10
+DECODE_JUDGED_S = 0.010
+
+
+@dataclass
+class ModelCheck:
+    model: str
+    phase: str
+    precision: str
+    hwprof_s: float | None           # per step
+    transformers_s: float | None
+    ratio: float | None              # median of per-round hwprof / transformers
+    verdict: str                     # pass | fail | reported | skip
+    note: str = ""
+    rounds: int = 0
+
+
+def resolve(name_or_file: str) -> tuple[ModelShape, object]:
+    """(hwprof's shape, transformers' config) of a preset name or a config.json; ValueError otherwise."""
+    from hwprof.kernels import hf
+    if name_or_file in PRESETS:
+        m = PRESETS[name_or_file]
+        return m, hf.hf_config(m)
+    config = hf.read_config(name_or_file)
+    m = hf.shape_of(config, getattr(config, "model_type", "model"), 128)
+    if m is None:
+        raise ValueError(f"{name_or_file}: a {config.model_type!r} config has no hwprof twin to compare with "
+                         f"(hwprof's decoder computes {', '.join(hf.LLAMA_LIKE)} and gpt2)")
+    return m, config
+
+
+OUTSIDE = "outside aten ops (Python: module calls, decorators, mask building)"
+
+
+def op_times(fn: Callable[[], object], calls: int = 5) -> dict[str, float]:
+    """Seconds per call of each aten op (self time) over `calls` profiled warm calls, and OUTSIDE: the call's
+    wall time that no op accounts for."""
+    import time
+
+    from torch.profiler import ProfilerActivity, profile
+
+    from hwprof.measuring.trace import redirect_fds
+    fn()
+    with redirect_fds(), profile(activities=[ProfilerActivity.CPU]) as p:     # its messages go to fd 2
+        t0 = time.perf_counter()             # the same profiled calls: the profiler's cost is in both
+        for _ in range(calls):
+            fn()
+        wall = (time.perf_counter() - t0) / calls
+    out = {e.key: e.self_cpu_time_total / calls * 1e-6 for e in p.key_averages()}
+    out[OUTSIDE] = max(0.0, wall - sum(out.values()))
+    return out
+
+
+def differences(a: dict[str, float], b: dict[str, float], n: int = 3) -> str:
+    """Pure: the largest per-step differences between two op_times, in words (hwprof minus transformers)."""
+    diffs = sorted(((k, a.get(k, 0.0) - b.get(k, 0.0)) for k in set(a) | set(b)), key=lambda kv: -abs(kv[1]))
+    parts = [f"{k} {'+' if d > 0 else '-'}{abs(d) * 1e3:.2f} ms" for k, d in diffs[:n] if abs(d) > 1e-6]
+    return "hwprof against transformers, per step: " + ", ".join(parts) if parts else ""
+
+
+def check(m: ModelShape, config, phase: str, precision: str, device: torch.device, seed: int = 0) -> ModelCheck:
+    from hwprof.kernels import hf
+    timer = timer_for(device)
+    try:
+        prober = Prober(timer, NoMeter(), device, trace=False)
+        case, _ = build_case(StepSpec(m, precision, phase=phase), device, seed, call=prober)
+    except Unsupported as e:
+        return ModelCheck(m.name, phase, precision, None, None, None, "skip", str(e))
+    model = hf.build_model(config, activation_dtype(precision), seed, device)
+    if precision not in ("fp64", "fp32", "fp16", "bf16"):
+        return ModelCheck(m.name, phase, precision, None, None, None, "skip",
+                          f"{precision}: the comparison builds transformers' model in a plain dtype")
+    with torch.no_grad():
+        step = hf.hf_step(model, phase, m.batch, m.seq_len, m.kv_context, seed, device)
+        call = prober.result.seconds
+        rounds = rounds_for(call)
+        ours, theirs = [], []
+        with case.context():
+            arm = prepare_arm(case.run, timer, Policy(round_s=ROUND_S), probe=prober.result)
+            for k in range(rounds):                 # interleaved, who goes first alternating
+                pair = [lambda: _time_hwprof(case.run, arm.batch, timer), lambda: _time_torch_benchmark(step, device)]
+                got = [f() for f in (pair if k % 2 == 0 else pair[::-1])]
+                mine, peer = got if k % 2 == 0 else got[::-1]
+                ours.append(mine)
+                theirs.append(peer)
+            note = differences(op_times(case.run), op_times(step))
+    ratio = statistics.median(h / p for h, p in zip(ours, theirs))
+    hf_s = statistics.median(theirs)
+    judged = phase == "prefill" or hf_s >= DECODE_JUDGED_S
+    verdict = ("pass" if abs(ratio - 1) <= TOLERANCE else "fail") if judged else "reported"
+    if not judged:
+        note = (f"transformers' decode step takes {hf_s * 1e3:.2f} ms, under {DECODE_JUDGED_S * 1e3:.0f} ms: "
+                "per-call Python overhead, which the two do not share, dominates; " + note)
+    return ModelCheck(m.name, phase, precision, statistics.median(ours), hf_s, ratio, verdict, note, rounds)
+
+
+def validate_model(name_or_file: str, device: torch.device, precisions=("fp32", "bf16"), phases=PHASES,
+                   progress: Callable[[int, str], None] = lambda done, label: None) -> list[ModelCheck]:
+    m, config = resolve(name_or_file)
+    out = []
+    for i, (precision, phase) in enumerate((p, ph) for p in precisions for ph in phases):
+        progress(i, f"{m.name} {phase} {precision}")
+        out.append(check(m, config, phase, precision, device))
+    progress(len(out), "done")
+    return out
+
+
+__all__ = ["ModelCheck", "ROUNDS", "validate_model"]
