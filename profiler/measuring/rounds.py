@@ -120,16 +120,16 @@ class Family:
         return replace(w, joules=joules, recorded=True)
 
     def _charge(self, windows: list[Window]) -> None:
-        """What the round cost each callable: its own window (a recorded probe was paid when it was made)
-        and, for a configuration, its share of each reference window beside it (split between the two
-        configurations a window serves). A reference pays all of its windows."""
+        """What the round cost each configuration: its own window (a recorded probe was paid when it was
+        made) and its share of each reference window beside it (split between the two configurations a
+        window serves). A reference's windows are charged to the configurations beside them, so a reference
+        row's cost is its probe and warm-up (or its windows, when it is measured alone)."""
         charged: dict[int, float] = {}
         for i, w in enumerate(windows):
             if w.arm is not self.reference:
                 charged[id(w.arm)] = charged.get(id(w.arm), 0.0) + w.wall
                 w.arm.cost_s += 0.0 if w.recorded else w.wall
                 continue
-            self.reference.cost_s += w.wall
             near = [windows[j].arm for j in (i - 1, i + 1)
                     if 0 <= j < len(windows) and windows[j].arm is not self.reference]
             for a in near:
