@@ -2,6 +2,7 @@
 paused after pass PASS of block BLOCK (both counted from 1): MARKER is written and the process sleeps there
 until a signal ends it. A test that waits for MARKER and then signals has interrupted the run mid-block by
 construction, however fast or slow the machine is."""
+import signal
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,9 @@ def pausing(marker: Path, block: int, pass_: int):
 
 
 if __name__ == "__main__":
+    # A test launched as a background job of a non-interactive shell starts with SIGINT ignored (POSIX), and
+    # Python then installs no KeyboardInterrupt handler: the test's Ctrl-C would be lost. Restore it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     marker, block, pass_ = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     runner.measure_block = pausing(marker, block, pass_)
     sys.exit(main(sys.argv[4:]))
