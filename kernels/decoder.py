@@ -198,8 +198,10 @@ class Decoder(nn.Module):
     """`depth` of the model's layers (all of them by default), embedding, final norm and LM head."""
 
     def __init__(self, m: ModelShape, seed: int = 0, device=torch.device("cpu"), depth: int | None = None,
-                 hollow: torch.dtype | None = None):
-        """`hollow` (the activations' dtype): every kernel a stub (Hollow), the weights on the meta device."""
+                 hollow: torch.dtype | None = None, replicas: int = 1):
+        """`hollow` (the activations' dtype): every kernel a stub (Hollow), the weights on the meta device.
+        `replicas`: that many copies of the `depth` layers, each call using the next, so that a shallow step
+        reads its layers' weights from memory as the whole model's step does (kernels.linear's reason)."""
         super().__init__()
         if hollow is not None:
             device = torch.device("meta")
@@ -211,6 +213,11 @@ class Decoder(nn.Module):
             self.positions = nn.Parameter(_normal(gen, m.max_positions, m.d_model, device=device), requires_grad=False)
             self.final_b = nn.Parameter(torch.zeros(m.d_model, device=device), requires_grad=False)
         self.layers = nn.ModuleList([_Block(m, gen, device, k) for _ in range(self.depth)])
+        # registered, so that .to(dtype) and quantize_ reach every copy
+        self.more = nn.ModuleList([nn.ModuleList([_Block(m, gen, device, k) for _ in range(self.depth)])
+                                   for _ in range(replicas - 1)])
+        self.replicas = [self.layers, *self.more]
+        self._turn = 0
         self.final = nn.Parameter(torch.ones(m.d_model, device=device), requires_grad=False)
         self.lm_head = _Linear(k, self.embed if m.family == "gpt2" else _normal(gen, m.vocab, m.d_model, device=device))
 
@@ -226,7 +233,9 @@ class Decoder(nn.Module):
             h = k.residual(h, k.embedding(positions, self.positions))
         else:
             rope = k.rotary_tables(positions, self.m.head_dim, h.dtype)
-        for i, layer in enumerate(self.layers):
+        layers = self.replicas[self._turn % len(self.replicas)]
+        self._turn += 1
+        for i, layer in enumerate(layers):
             h = layer(h, rope, cache[i] if cache else None)
         h = k.layer_norm(h, self.final, self.final_b) if self.m.family == "gpt2" else k.rms_norm(h, self.final)
         return self.lm_head(h)

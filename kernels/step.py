@@ -208,7 +208,12 @@ def _model(spec: StepSpec, dtype: torch.dtype, seed: int, device):
     if spec.backend == "transformers":
         config = hf.read_config(spec.config) if spec.config else hf.hf_config(spec.model)
         return hf.build_model(config, dtype, seed, device, spec.depth or None)
-    return decoder.Decoder(spec.model, seed, device, spec.layers).to(dtype)
+    replicas = 1
+    if spec.depth:              # a shallow step reads its layers cold, as the whole model's does
+        from hwprof.kernels.linear import copies_for
+        layer_bytes = decoder.weight_bytes(spec.model, spec.layers, 4) - decoder.weight_bytes(spec.model, 0, 4)
+        replicas = copies_for(layer_bytes)
+    return decoder.Decoder(spec.model, seed, device, spec.layers, replicas=replicas).to(dtype)
 
 
 def _runner(spec: StepSpec, model, dtype: torch.dtype, seed: int, device):

@@ -1,9 +1,10 @@
 """Model-level figures: a [[model]] step's measured time and energy per token, the prediction its kernels make
 (their count-weighted sum), and the share of the step no kernel explains (analysis of running.modelplan).
 
-Per (model, phase, precision, sparsity, pass): the measured whole step (a full-depth step's row, or the
-linear extrapolation t(n) = t(k) + (n/k - 1)(t(2k) - t(k)) from steps k and 2k layers deep, the reference's
-likewise), per token, with its hef against the reference step (the same model, dense fp32); the kernel-sum
+Per (model, phase, precision, sparsity, pass): the measured whole step (a full-depth step's row, or a step k
+layers deep scaled by its kernels, t(n) = t(k) P(n) / P(k), where P(d) is the kernel-sum prediction of a step
+d layers deep: a layer's share is the difference of two noisy steps no more, and the LM head, five layers'
+worth of gpt2-small's prefill, is not spread over the layers; the reference's likewise), per token, with its hef against the reference step (the same model, dense fp32); the kernel-sum
 prediction and its hef; `unexplained_share` = 1 - predicted / measured (per-operator overhead: the Python and
 dispatch work between kernels, which no kernel measured alone carries). A training (fwd+bwd) plan has the
 kernel sum only. `breakdown` splits a token's time by component group, for the report's figure.
@@ -33,13 +34,13 @@ class ModelRow:
     status: str                                 # ok | incomplete (a step or kernel of it, or its reference, has no ok row: reason says which)
     reason: str                                 # why a figure is missing, in words
     n_layers: int                               # the model's layers
-    layers_measured: str                        # depth of the measured step(s): "12", or "1+2" when extrapolated from two depths
+    layers_measured: str                        # depth of the measured step: n_layers, or fewer for a model scaled to its depth by its kernels
     tokens_per_step: int                        # tokens one step processes: batch x seq_len (prefill), batch (decode)
     context: int                                # decode: the KV cache's earlier tokens; 0 for prefill
     params_non_embedding: int                   # N of the scaling laws: the layers' weight matrices
     logical_flops_per_token: float | None       # the step's logical FLOPs (matmuls and attention, dense reference) per token
     standard_flops_per_token: int               # Kaplan et al.'s 2N + 2 n_layers n_ctx d_attn + LM head (6N... in training), for comparison
-    time_s_per_token: float | None              # measured: the whole step's time per token (extrapolated to n_layers where two depths were measured)
+    time_s_per_token: float | None              # measured: the whole step's time per token (a shallower step's scaled to n_layers by its kernels)
     time_s_per_token_ci_low: float | None       # the measured step's time interval, per token (full-depth steps)
     time_s_per_token_ci_high: float | None      # upper end of that interval
     energy_j_per_token: float | None            # measured: the step's joules per token (total device energy)
@@ -62,9 +63,13 @@ BREAKDOWN_COLUMNS = ["model", "phase", "precision", "sparsity", "pass", "group",
                      "time_s_per_token", "share_of_step"]
 
 
-def extrapolate(t_k: float, t_2k: float, k: int, n: int) -> float:
-    """Pure: a step of n layers from steps k and 2k layers deep (each layer costs t(2k) - t(k) over k)."""
-    return t_k + (n / k - 1.0) * (t_2k - t_k)
+def scale_depth(t_k: float, head: float, layer: float, glue_n: float, k: int, n: int) -> float:
+    """Pure: a step of n layers from one k layers deep, by the kernels' prediction of each depth: P(d) =
+    head + d x layer + glue (the whole model's glue, measured, taken as d/n of it)."""
+    predicted = lambda d: head + d * layer + glue_n * d / n          # noqa: E731
+    if predicted(k) <= 0:                     # nothing to scale by (no kernel figure): in proportion to the layers
+        return t_k * n / k
+    return t_k * predicted(n) / predicted(k)
 
 
 def _value(by_id: pd.DataFrame, cid: str, col: str) -> float | None:
@@ -85,13 +90,26 @@ def _missing(by_id: pd.DataFrame, pairs: list[tuple[str, str]]) -> list[str]:
 
 
 def _measured(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> float | None:
-    """The step's `col` (time_s_median, energy_j, logical_flops) at n_layers, for the step or its reference."""
-    vals = [_value(by_id, getattr(s, which), col) for s in plan.steps]
-    if any(v is None for v in vals):
-        return None
-    if len(vals) == 1:
-        return vals[0]
-    return extrapolate(vals[0], vals[1], plan.steps[0].depth, plan.model.n_layers)
+    """The step's `col` (time_s_median, energy_j, logical_flops) at n_layers, for the step or its reference:
+    the full-depth step's, or the shallow step's scaled by the kernels' figures for `col` (scale_depth)."""
+    step = plan.steps[0]
+    v = _value(by_id, getattr(step, which), col)
+    n = plan.model.n_layers
+    if v is None or step.depth == n:
+        return v
+    kernel = "config_id" if which == "config_id" else "reference_id"
+    head = layer = glue = 0.0
+    for p in plan.parts:
+        x = _value(by_id, getattr(p, kernel), col if col != "logical_flops" else "logical_flops")
+        if x is None:
+            return None
+        if p.role == "glue":
+            glue += x
+        elif p.count % n == 0:
+            layer += p.count // n * x
+        else:
+            head += p.count * x
+    return scale_depth(v, head, layer, glue, step.depth, n)
 
 
 def _kernel_sum(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> float | None:
@@ -134,7 +152,7 @@ def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
         e, e_ref = _measured(by_id, plan, "energy_j", "config_id"), _measured(by_id, plan, "energy_j", "reference_id")
         flops = _measured(by_id, plan, "logical_flops", "config_id")
         rows = by_id.loc[[s.config_id for s in plan.steps]]
-    full = len(plan.steps) == 1
+    full = bool(plan.steps) and plan.steps[0].depth == m.n_layers
     one = plan.steps[0].config_id if full else ""
 
     def at_full(col: str) -> float | None:          # the full-depth step row's own figure (None otherwise)
@@ -147,6 +165,9 @@ def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
     hef = at_full("hef_time") or (t_ref / t if t else None)
     reason = ("not measured whole (training): the measured columns are the kernel sum" if trained else
               ("; ".join(kernels_missing) and "no kernel sum: " + "; ".join(dict.fromkeys(kernels_missing))))
+    if plan.steps and not full and not trained:
+        reason = "; ".join(x for x in (f"measured {plan.steps[0].depth} of {m.n_layers} layers deep, scaled to "
+                                       f"{m.n_layers} by the step's kernels", reason) if x)
     return ModelRow(
         **base, status="ok", reason=reason,
         logical_flops_per_token=flops / tokens if flops is not None else None,

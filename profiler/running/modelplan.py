@@ -2,8 +2,8 @@
 into the model (analysis.models).
 
 Per (precision, sparsity, phase) a group gives:
-- the whole step, measured (kernels.step): at full depth, or, for a model too large for that, at `layers`
-  and twice `layers` deep, extrapolated linearly to n_layers (models.csv says which);
+- the whole step, measured (kernels.step): at full depth, or, for a model too large for that, `layers` deep
+  (its layers read cold), scaled to n_layers by its kernels (models.csv says which);
 - the step's kernels (kernels.model.components) as ordinary configurations, whose count-weighted sum is the
   prediction the measured step is checked against.
 A fwd+bwd (training) pass is not measured whole: its plan is the kernel sum of kernels.model.matmul_parts.
@@ -22,7 +22,8 @@ from hwprof.kernels.step import StepSpec
 MODEL_KEYS = {"name", "preset", "d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff", "vocab", "seq_len", "batch",
               "gated_mlp", "family", "context", "phases", "layers", "implementation", "config", "passes",
               "precisions", "sparsity", "device"}
-FULL_DEPTH_BYTES = 2 * 2**30      # fp32 weights up to this: the whole step at full depth; beyond, two depths
+FULL_DEPTH_BYTES = 2 * 2**30      # fp32 weights up to this: the whole step at full depth; beyond, a shallower one
+SHALLOW_DEPTH = 2
 # What each kernel of a step counts as in the breakdown of where a token's time goes (models.csv, report).
 GROUPS = {"q_proj": "projections", "k_proj": "projections", "v_proj": "projections", "qkv": "projections",
           "out_proj": "projections", "attention": "attention", "mlp_gate": "mlp", "mlp_up": "mlp", "mlp_down": "mlp",
@@ -56,7 +57,7 @@ class ModelPlan:
     pass_: str
     phase: str = "prefill"     # prefill | decode | train (fwd+bwd: the kernel sum only)
     parts: list[Part] = field(default_factory=list)
-    steps: list[StepRef] = field(default_factory=list)   # one at full depth, or two to extrapolate from
+    steps: list[StepRef] = field(default_factory=list)   # the measured step: full depth, or shallower (scaled)
     backend: str = "hwprof"
 
     @property
@@ -79,18 +80,17 @@ class ModelPlan:
 
 
 def step_depths(m: ModelShape, layers) -> list[int]:
-    """The depths whose steps are measured: [n_layers] (the whole model), or [k, 2k] to extrapolate from
-    (`layers = k`, or by default 1 for a model whose fp32 weights exceed FULL_DEPTH_BYTES)."""
+    """The depth whose step is measured: [n_layers] (the whole model), or [k] (`layers = k`, or by default
+    SHALLOW_DEPTH for a model whose fp32 weights exceed FULL_DEPTH_BYTES), scaled to n_layers by the step's
+    kernels (analysis.models)."""
     from hwprof.kernels.decoder import weight_bytes
     if layers in (None, "auto"):
-        layers = "all" if weight_bytes(m, m.n_layers, 4) <= FULL_DEPTH_BYTES else 1
+        layers = "all" if weight_bytes(m, m.n_layers, 4) <= FULL_DEPTH_BYTES else SHALLOW_DEPTH
     if layers == "all":
         return [m.n_layers]
     if isinstance(layers, bool) or not isinstance(layers, int) or layers <= 0:
         raise ValueError(f"model {m.name!r}: layers must be \"all\" or a positive integer (got {layers!r})")
-    if 2 * layers > m.n_layers:
-        return [m.n_layers]
-    return [layers, 2 * layers]
+    return [min(layers, m.n_layers)]
 
 
 def _kernel(c, precision: str, sparsity: SparsitySpec, m: ModelShape) -> Spec:

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from hwprof.analysis.models import (COLUMNS, as_configurations, breakdown, combine, extrapolate, model_rows,
+from hwprof.analysis.models import (COLUMNS, as_configurations, breakdown, combine, model_rows, scale_depth,
                                     read_models, write_models)
 from hwprof.running.modelplan import expand_model_group
 
@@ -33,10 +33,10 @@ def _rows(plan, step_s, kernel_s, energy_of=None, status_of=None, flags_of=None,
     return pd.DataFrame(list(recs.values()))
 
 
-def test_extrapolation_from_two_depths_is_linear_in_the_layers():
-    assert extrapolate(3.0, 5.0, 1, 32) == pytest.approx(3.0 + 31 * 2.0)      # one layer costs 2, the rest 1
-    assert extrapolate(3.0, 5.0, 2, 8) == pytest.approx(3.0 + 3 * 2.0)        # steps of 2 and 4 layers
-    assert extrapolate(4.0, 4.0, 1, 80) == 4.0
+def test_a_shallow_step_is_scaled_to_the_models_depth_by_its_kernels():
+    # head 2, a layer 1, glue 0.4 at 32 layers: P(32) = 2 + 32 + 0.4 = 34.4, P(2) = 2 + 2 + 0.025 = 4.025
+    assert scale_depth(5.0, 2.0, 1.0, 0.4, 2, 32) == pytest.approx(5.0 * 34.4 / 4.025)
+    assert scale_depth(5.0, 2.0, 1.0, 0.0, 32, 32) == 5.0
 
 
 def test_the_measured_step_the_kernel_sum_and_the_unexplained_share():
@@ -64,16 +64,18 @@ def test_a_paired_hef_and_its_interval_come_from_the_step_row():
     assert r.time_s_per_token_ci_low == pytest.approx(0.0038 / 64) and r.time_s_per_token_ci_high == pytest.approx(0.0042 / 64)
 
 
-def test_a_step_measured_at_two_depths_is_extrapolated_to_the_model():
-    plan = _plan(layers=1)                                           # tiny has 4 layers: steps of 1 and 2
-    assert [s.depth for s in plan.steps] == [1, 2]
-    t = {plan.steps[0].config_id: 3e-3, plan.steps[1].config_id: 5e-3,
-         plan.steps[0].reference_id: 6e-3, plan.steps[1].reference_id: 10e-3}
+def test_a_shallow_step_is_scaled_and_says_so():
+    plan = _plan(layers=1)                                           # tiny has 4 layers: a 1-layer step
+    assert [s.depth for s in plan.steps] == [1]
+    t = {plan.steps[0].config_id: 3e-3, plan.steps[0].reference_id: 6e-3}
     r = combine(_rows(plan, t.get, lambda cid: 1e-5), plan)
-    assert r.layers_measured == "1+2"
-    assert r.time_s_per_token == pytest.approx(extrapolate(3e-3, 5e-3, 1, 4) / 64)
-    assert r.hef_time == pytest.approx(extrapolate(6e-3, 10e-3, 1, 4) / extrapolate(3e-3, 5e-3, 1, 4))
-    assert r.hef_time_ci_low is None and r.time_s_per_token_ci_low is None     # no interval for an extrapolation
+    parts = plan.parts
+    layer = sum(p.count // 4 for p in parts if p.count % 4 == 0 and p.role != "glue") * 1e-5
+    head = sum(p.count for p in parts if p.count % 4 and p.role != "glue") * 1e-5
+    glue = 1e-5
+    assert r.layers_measured == "1" and "scaled to 4" in r.reason
+    assert r.time_s_per_token == pytest.approx(scale_depth(3e-3, head, layer, glue, 1, 4) / 64)
+    assert r.hef_time == pytest.approx(2.0) and r.hef_time_ci_low is None     # no paired interval once scaled
 
 
 def test_a_missing_step_is_incomplete_and_a_missing_kernel_leaves_the_measured_figures():

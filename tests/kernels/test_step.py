@@ -76,3 +76,12 @@ def test_a_transformers_config_json_is_a_step_with_its_flops_counted(tmp_path):
     with pytest.raises(ValueError, match="no model_type"):
         (tmp_path / "bad.json").write_text("{}")
         hf.read_config(tmp_path / "bad.json")
+
+
+def test_a_shallow_step_reads_cold_replicas_of_its_layers_in_the_steps_dtype():
+    spec = StepSpec(ModelShape("deep", 64, 8, 4, 2, 128, 256, 16), "bf16", depth=2)
+    case, out = kernels.build_case(spec, CPU)
+    assert spec.layers == 2 and spec.config_id.split("/")[4] == "L2" and out.dtype == torch.bfloat16
+    first = case.run()
+    assert not torch.equal(first, case.run())          # the next call used another replica of the two layers
+    assert case.rel_error(out) < 3e-2

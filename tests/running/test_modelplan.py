@@ -31,11 +31,11 @@ def test_a_model_group_expands_per_phase_into_its_step_its_kernels_and_its_glue(
     assert back.parts == plans[0].parts and back.steps == plans[0].steps and back.model == plans[0].model
 
 
-def test_a_large_model_is_measured_at_two_depths_and_layers_chooses_them():
+def test_a_large_model_is_measured_shallower_and_layers_chooses_how_deep():
     _, plans = expand_model_group({"preset": "llama3-8b", "phases": ["decode"]})
-    assert [s.depth for s in plans[0].steps] == [1, 2]                 # 28 GB of fp32 weights: extrapolated
+    assert [s.depth for s in plans[0].steps] == [2]                    # 28 GB of fp32 weights: a 2-layer step
     _, plans = expand_model_group({"preset": "tiny", "layers": 1, "phases": ["prefill"]})
-    assert [s.depth for s in plans[0].steps] == [1, 2]
+    assert [s.depth for s in plans[0].steps] == [1]
     _, plans = expand_model_group({"preset": "llama3-8b", "layers": "all", "phases": ["prefill"]})
     assert [s.depth for s in plans[0].steps] == [32]
     with pytest.raises(ValueError, match="layers must be"):
