@@ -86,6 +86,7 @@ class Arm:
     cap_s: float = float("inf")
     first: Window | None = None        # the probing call, as its first window (calls longer than a window)
     last_round_s: float = 0.0          # what its last round cost it (the estimate of the next one's)
+    key: str = ""                      # who it is, for a journal of its rounds (the runner's config_id)
 
 
 # A probing call at least this long stands in for the configuration's first window: the one-time costs a

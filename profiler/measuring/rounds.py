@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import math
 import statistics
-from contextlib import nullcontext
 from dataclasses import replace
 from typing import Callable, Sequence
 
-from hwprof.measuring.arm import Arm, Context, RoundsMeasurement, Side, Window, prepare_arm
+from hwprof.measuring.arm import Arm, RoundsMeasurement, Side, Window
 from hwprof.measuring.contention import SLOWER_THAN_QUIET, LoadProbe, WindowLoad, combine_loads
 from hwprof.measuring.measure import MIN_SAMPLES_HARD, Policy, flush_energy, run_window
 from hwprof.measuring.meters.base import EnergyMeter, EnergyReading
@@ -54,6 +53,8 @@ class Family:
         self.slow_discarded = 0
         self.sampled_s = 0.0
         self.reference_error: BaseException | None = None
+        # hears every round, kept or dropped (windows, load, busy, slow): the runner journals it
+        self.on_round: Callable[[list[Window], WindowLoad | None, bool, bool], None] = lambda *record: None
 
     @property
     def arms(self) -> list[Arm]:
@@ -100,6 +101,26 @@ class Family:
         busy = load is not None and load.contended and self.discarded < self.policy.rounds and affordable
         slow = (not busy and affordable and self._slow(windows)
                 and self.slow_discarded < self.policy.rounds // 2)
+        self._apply(arms, windows, load, busy, slow)
+        self.on_round(windows, load, busy, slow)
+
+    def replay(self, windows: list[Window], load: WindowLoad | None, busy: bool, slow: bool) -> None:
+        """A round measured earlier (a resumed run's rounds.jsonl), applied as it was decided then: the
+        family's state ends as if it had just been measured."""
+        arms: list[Arm] = []
+        for w in windows:                   # in order, each once (by identity: arms compare by value)
+            if w.arm is not self.reference and not any(a is w.arm for a in arms):
+                arms.append(w.arm)
+        self.attempts += 1
+        for w in windows:
+            self.sampled_s += w.wall
+            if w.recorded:
+                w.arm.first = None
+        self._charge(windows)
+        self._apply(arms, windows, load, busy, slow)
+
+    def _apply(self, arms: list[Arm], windows: list[Window], load: WindowLoad | None, busy: bool, slow: bool) -> None:
+        """A round's outcome: dropped (the machine was busy, or the reference slow), or kept."""
         if busy or slow:
             self.discarded += int(busy)
             self.slow_discarded += int(slow)
@@ -264,25 +285,6 @@ class Family:
                                  flags, sum(arm.side.windows) + arm.energy_window_s, arm.flush_j, paired_energy,
                                  self.reference.batch if self.reference is not None else 0, arm.discarded,
                                  arm.cost_s)
-
-
-def measure_rounds(fn: Callable[[], object], timer: Timer, meter: EnergyMeter, policy: Policy,
-                   ref_fn: Callable[[], object] | None = None, probe: LoadProbe | None = None,
-                   context: Context = nullcontext, ref_context: Context = nullcontext,
-                   ref_batch: int | None = None) -> RoundsMeasurement:
-    """Measure fn in rounds back to back, alternating with ref_fn when given. Stops when the interval over
-    rounds (of hef when paired, of the time otherwise) is within the CI target, at least `rounds` rounds are
-    done, or the budget is spent. A failure of either callable propagates."""
-    arm = prepare_arm(fn, timer, policy, context)
-    ref = prepare_arm(ref_fn, timer, policy, ref_context, ref_batch) if ref_fn is not None else None
-    family = Family([arm], ref, timer, meter, policy, probe)
-    while not family.done:
-        family.round()
-    for a in (arm, ref):
-        if a is not None and a.error is not None:
-            raise a.error
-    family.finish([arm])
-    return replace(family.measurement(arm), sampled_s=family.sampled_s)   # the reference's windows were its too
 
 
 def _summary(side: Side, confidence: float) -> Summary:

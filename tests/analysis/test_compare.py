@@ -5,7 +5,7 @@ import pytest
 from hwprof.analysis.compare import compare_runs, unlike_conditions, write_comparison
 from hwprof.errors import BadInput
 from hwprof.presentation.cli import main
-from hwprof.running.results import ALL_COLUMNS, SCHEMA_VERSION, ResultsWriter, Row
+from hwprof.running.results import SCHEMA_VERSION, ResultsWriter, Row
 from hwprof.running.rundir import write_json
 
 META = {"tool": "hwprof", "schema_version": SCHEMA_VERSION, "energy": {"source": "rapl"}, "threads": 2,

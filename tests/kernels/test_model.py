@@ -1,7 +1,6 @@
 """Transformer shapes: published parameter counts, the step's kernels, and FLOPs against Kaplan's estimate."""
 import pytest
 
-from hwprof.kernels import flops
 from hwprof.kernels.model import (PRESETS, ModelShape, attention_precision, matmul_parts, from_group,
                                   logical_flops_per_step, non_embedding_params, standard_flops_per_token)
 from hwprof.kernels.spec import AttentionSpec, MatmulSpec

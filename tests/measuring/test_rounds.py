@@ -1,12 +1,11 @@
 """Paired rounds on fake timers: hef from per-round ratios, drift common to both sides cancels."""
-import itertools
 import statistics
 
 import pytest
 
 from hwprof.measuring.measure import Policy
 from hwprof.measuring.meters.base import EnergyMeter, NoMeter
-from hwprof.measuring.rounds import measure_rounds
+from hwprof.measuring.paired import measure_rounds
 from hwprof.measuring.stats import median_ci
 
 

@@ -7,7 +7,8 @@ import pytest
 from hwprof.measuring.contention import WindowLoad
 from hwprof.measuring.measure import Policy
 from hwprof.measuring.meters.base import EnergyMeter, NoMeter
-from hwprof.measuring.rounds import MIN_PROBE_S, ROUND_RESOLUTIONS, measure_rounds
+from hwprof.measuring.paired import measure_rounds
+from hwprof.measuring.rounds import ROUND_RESOLUTIONS
 from tests.measuring.fakes import ClockTimer
 
 

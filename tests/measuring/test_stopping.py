@@ -3,7 +3,6 @@ as soon as the interval looks narrow (optional stopping). Seeded simulation with
 import math
 import random
 
-import pytest
 
 from hwprof.measuring.measure import Policy, StopRule
 from hwprof.measuring.stats import summarize

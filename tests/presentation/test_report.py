@@ -93,4 +93,4 @@ def test_findings_name_rows_that_ran_at_two_speeds(two_runs):
     cid = "matmul/64x64x64/fp64/dense/fwd"
     df.loc[df["config_id"] == cid, "flags"] = "bimodal,estimate"
     [line] = [line for line in findings(df, meta) if "two speeds" in line]
-    assert line.startswith(f"1 rows ran at two speeds") and "gap of 15% or more" in line and cid in line
+    assert line.startswith("1 rows ran at two speeds") and "gap of 15% or more" in line and cid in line
