@@ -73,6 +73,12 @@ class Impl:
         return {"kernels": [str(k) for k in self.kernels], "reference": [str(k) for k in self.reference],
                 "ops": list(self.ops), "info": list(self.info), "logged": self.logged}
 
+    @classmethod
+    def from_json(cls, d: dict) -> "Impl":
+        ref = set(d.get("reference", []))
+        kernels = tuple(Kernel(*str(k).split(":", 1), reference=k in ref) for k in d.get("kernels", []) if ":" in str(k))
+        return cls(kernels, tuple(d.get("ops", [])), tuple(d.get("info", [])), bool(d.get("logged", True)))
+
 
 def is_reference_name(impl: str) -> bool:
     """oneDNN names its reference implementations `ref:any`, `ref_int8:any`, `gemm:ref`, ...: a part of the

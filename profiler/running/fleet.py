@@ -24,7 +24,7 @@ from hwprof.errors import BadInput
 from hwprof.running.fleet_task import TaskSpec, run_task
 from hwprof.running.results import SCHEMA_VERSION, ResultsWriter, Row, drop_rows, read_results
 from hwprof.running.rows import base_row
-from hwprof.running.runner import Interrupted
+from hwprof.running.interrupts import Interrupted
 from hwprof.running.rundir import create_run_dir, read_run_json, write_json
 from hwprof.running.suite import load_suite, suite_from_data
 from hwprof.version import __version__

@@ -6,7 +6,6 @@ resumed session completes the rest without repeating it.
 """
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -28,6 +27,8 @@ from hwprof.measuring.measure import device_warmup, idle_power
 from hwprof.running.baseline import import_quantiles, load_baseline, record_run
 from hwprof.running.blocks import measure_block, plan_blocks, plan_families
 from hwprof.running.modelplan import model_tags
+from hwprof.running import journal
+from hwprof.running.interrupts import Interrupted, check, stop_at_round_end
 from hwprof.running.results import ResultsWriter, Row, read_results
 from hwprof.running.roofs import Roofs, get_roofs, raise_roofs, roofs_missing
 from hwprof.running.rows import placed
@@ -46,35 +47,11 @@ class Listener:
 Progress = Callable[[int, int], AbstractContextManager[Listener]]
 
 
-class Interrupted(Exception):
-    """The run was stopped by Ctrl-C or SIGTERM after flushing; its run directory can be resumed."""
-
-    def __init__(self, run_dir: Path, verb: str = "run"):
-        super().__init__(f"interrupted; the run directory {run_dir} can be resumed")
-        self.run_dir, self.verb = run_dir, verb
-
-
 @dataclass
 class RunResult:
     run_dir: Path
     results: pd.DataFrame
     meta: dict
-
-
-@contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM behaves like Ctrl-C: finish flushing, mark the run interrupted."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:           # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
@@ -132,6 +109,15 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
     if s.opts.baseline:
         s.baseline = load_baseline(s.info)
         s.meta["machine_history"] = {"fingerprint": s.baseline.fingerprint, "runs": len(s.baseline.runs)}
+    check(s.stop)
+    if s.rejected_rows:
+        notify(f"{s.rejected_rows} records of results.csv were not whole rows of this run (torn, garbage, a second "
+               f"header or a repeated id): set aside in results.rejected.csv; those configurations are measured again")
+    s.replay = journal.read(s.run_dir, s.journal_key, {spec.config_id for spec in s.suite.specs} - set(s.done))
+    if s.replay.rejected:
+        notify(f"{s.replay.rejected} records of {journal.FILE} were not whole records of this run (a torn line, "
+               f"garbage, or another suite's): set aside in {journal.REJECTED}; what they held is measured again")
+    s.journal = journal.Journal(s.run_dir, s.journal_key)
     torch.manual_seed(s.seed)
     tools = make_tools(s)
     writer = ResultsWriter(s.run_dir / "results.csv")
@@ -268,6 +254,14 @@ def _measurement_window(s: Session):
         s.measured_s += time.perf_counter() - t0
 
 
+def _kept(s: Session) -> tuple[int, int]:
+    """Rounds kept in the journal for configurations whose rows are not written yet, and how many those are."""
+    pending = {spec.config_id for spec in s.suite.specs} - set(s.done)
+    rec = journal.read(s.run_dir, s.journal_key, pending)
+    ids = {w["id"] for rs in rec.rounds.values() for r in rs if r["kept"] for w in r["windows"]} & pending
+    return rec.kept, len(ids)
+
+
 def execute(opts: RunOptions, progress: Progress | None = None,
             notify: Callable[[str], None] | None = None) -> RunResult:
     """Open (or resume) a session, sweep it, close it; Interrupted when stopped by a signal.
@@ -277,12 +271,18 @@ def execute(opts: RunOptions, progress: Progress | None = None,
     status = "failed"
     display = progress(len(session.suite.specs), len(session.done)) if progress else nullcontext(Listener())
     try:
-        with _sigterm_as_interrupt(), display as listener:
+        with stop_at_round_end(session.stop), display as listener:
             sweep(session, listener, notify or (lambda text: None))
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
-        raise Interrupted(session.run_dir) from None
+        if session.journal is not None:
+            session.journal.close()
+            session.journal = None
+        rounds, configs = _kept(session)
+        raise Interrupted(session.run_dir, rows=len(session.done), rounds=rounds, configs=configs) from None
     finally:
+        if session.journal is not None:
+            session.journal.close()
         close_session(session, status, time.perf_counter() - t_start)
     return RunResult(session.run_dir, read_results(session.run_dir / "results.csv"), session.meta)

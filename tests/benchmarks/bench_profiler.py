@@ -130,7 +130,7 @@ def phases(suite_name: str, out: Path) -> int:
     background import (how long it took, and how long the run then waited for it)."""
     import threading
 
-    from hwprof.running import blocks, runner
+    from hwprof.running import blocks, cases, runner
     spent: dict[str, float] = {}
 
     def timed(module, name, label):
@@ -143,9 +143,9 @@ def phases(suite_name: str, out: Path) -> int:
             finally:
                 spent[label] = spent.get(label, 0.0) + time.perf_counter() - t0
         setattr(module, name, wrapper)
-    timed(blocks, "_build_family", "first builds, warm-ups and batches")
-    timed(blocks, "prepare_arm", "  of which warm-ups and batches")
-    timed(blocks, "_rebuild", "rebuilds between passes")
+    timed(blocks, "build_family", "first builds, warm-ups and batches")
+    timed(cases, "prepare_arm", "  of which warm-ups and batches")
+    timed(blocks, "rebuild", "rebuilds between passes")
     timed(runner, "device_warmup", "device warm-up")
     timed(threading.Thread, "join", "waiting for the background import and call-log start-up")
     timed(runner, "torchao_version", "background import of torchao (overlaps the quiet check)")

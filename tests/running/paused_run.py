@@ -1,10 +1,10 @@
 """`python -m tests.running.paused_run MARKER BLOCK PASS hwprof-args...`: the real `hwprof` command line, but
-paused after pass PASS of block BLOCK (both counted from 1): MARKER is written and the process sleeps there
-until a signal ends it. A test that waits for MARKER and then signals has interrupted the run mid-block by
-construction, however fast or slow the machine is."""
+paused after pass PASS of block BLOCK (both counted from 1): MARKER is written and the process waits there
+until a signal asks the run to stop (the run then goes on to its next round's end and stops). A test that
+waits for MARKER and then signals has interrupted the run mid-block by construction, however fast or slow the
+machine is."""
 import signal
 import sys
-import time
 from pathlib import Path
 
 import hwprof.running.runner as runner
@@ -23,7 +23,7 @@ def pausing(marker: Path, block: int, pass_: int):
             on_pass(passes, completed)
             if mine == block and passes == pass_:
                 marker.write_text("paused\n")
-                time.sleep(600)               # a signal raises KeyboardInterrupt here
+                s.stop.wait(600)              # the run's own signal handler sets it
         return real(b, s, sensors, probe, hook)
     return measure_block
 

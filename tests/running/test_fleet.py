@@ -2,7 +2,6 @@
 this machine only): a full run, a task that dies keeping the rows it sent, and resume."""
 import importlib.util
 
-import pandas as pd
 import pytest
 
 from hwprof.errors import BadInput

@@ -226,25 +226,62 @@ def _wait_for(marker: Path, proc: subprocess.Popen, limit_s: float = 600) -> Non
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_then_resume_gives_the_uninterrupted_set(tmp_path, sig):
+COMMON = ["--energy", "none", "--quiet", "--no-report", "--quiet-check-s", "0", "--no-roofs", "--no-history"]
+
+
+def _kept_rounds(run_dir: Path) -> dict[str, int]:
+    """Per configuration, the kept rounds rounds.jsonl holds windows of."""
+    out: dict[str, int] = {}
+    for line in (run_dir / "rounds.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("type") == "round" and rec["kept"]:
+            for cid in {w["id"] for w in rec["windows"]}:
+                out[cid] = out.get(cid, 0) + 1
+    return out
+
+
+def _interrupt(tmp_path, sig, block, pass_):
     suite = tmp_path / "s.toml"
     suite.write_text(SLOW_SUITE)
     out, marker = tmp_path / "out", tmp_path / "paused"
-    common = ["--energy", "none", "--quiet", "--no-report", "--quiet-check-s", "0", "--no-roofs", "--no-history"]
-    proc = _start(["--suite", str(suite), "--out", str(out), *common], tmp_path, pause=(marker, 2, 1))
+    proc = _start(["--suite", str(suite), "--out", str(out), *COMMON], tmp_path, pause=(marker, block, pass_))
     _wait_for(marker, proc)
     (run_dir,) = out.iterdir()
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    return run_dir, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_mid_block_keeps_its_rounds_and_the_resume_measures_only_what_is_owed(tmp_path, sig):
+    run_dir, err = _interrupt(tmp_path, sig, block=1, pass_=1)
+    assert read_results(run_dir / "results.csv").empty                 # block 1's rows were not due yet...
+    kept = _kept_rounds(run_dir)
+    assert kept and all(n >= 1 for n in kept.values())                  # ... but its rounds are on disk
+    assert "0 rows written, and " in err and "rounds of" in err
+    done = _start(["--resume", str(run_dir), *COMMON], tmp_path)
+    _, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err
+    final = read_results(run_dir / "results.csv").set_index("config_id")
     meta = json.loads((run_dir / "run.json").read_text())
-    assert meta["status"] == "interrupted"
+    assert sorted(final.index) == sorted(meta["suite"]["config_ids"]) and final.index.is_unique
+    after = _kept_rounds(run_dir)
+    for cid in kept:                                                    # its earlier rounds counted, not redone
+        if cid in final.index and final.loc[cid, "status"] == "ok" and "/fp32/" not in cid:
+            assert after[cid] == final.loc[cid, "rounds"], cid
+    assert meta["status"] == "complete"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_then_resume_gives_the_uninterrupted_set(tmp_path, sig):
+    run_dir, _ = _interrupt(tmp_path, sig, block=2, pass_=1)
     partial = read_results(run_dir / "results.csv")              # a valid CSV of complete rows: block 1's
     assert len(partial) == 4 and partial["status"].isin(["ok", "unsupported", "error"]).all()
-
-    done = _start(["--resume", str(run_dir), *common], tmp_path)
+    meta = json.loads((run_dir / "run.json").read_text())
+    done = _start(["--resume", str(run_dir), *COMMON], tmp_path)
     done.communicate(timeout=300)
     assert done.returncode == 0
     final = read_results(run_dir / "results.csv")

@@ -120,8 +120,8 @@ def test_meter_that_stops_answering_is_an_error_row(tiny_suite, fast_options, mo
 
 
 def test_configuration_larger_than_free_memory_is_skipped_without_allocating(tiny_suite, fast_options, monkeypatch):
-    import hwprof.running.blocks as blocks
-    monkeypatch.setattr(blocks, "free_memory", lambda device: 1024)
+    import hwprof.running.cases as cases
+    monkeypatch.setattr(cases, "free_memory", lambda device: 1024)
     df = hwprof.run_suite(str(tiny_suite), **fast_options)
     supported = df[df["status"] != "unsupported"]
     assert (df["status"] == "error").all() and df["reason"].str.contains("GiB free").all()
