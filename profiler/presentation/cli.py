@@ -56,7 +56,7 @@ def _suite_options(r: argparse.ArgumentParser) -> None:
                    help="quick | standard | full | schemes | model:NAME (tiny, gpt2-small, llama3-8b, llama3-70b) | FILE.toml "
                         "(default quick)")
     r.add_argument("--out", type=Path, default=Path("reports"), help="directory for run directories (default reports/)")
-    r.add_argument("--seed", type=_int_at_least(0), default=0)
+    r.add_argument("--seed", type=_int_at_least(0), default=None, help="seed of the inputs (default 0; a resume keeps its own)")
     r.add_argument("--energy", default="auto", choices=ENERGY_CHOICES, help="energy meter (default auto)")
     r.add_argument("--cpu-tdp-watts", type=_positive_float, default=None, help="TDP for the CPU energy estimate")
     r.add_argument("--flush-l2", action="store_true", help="CUDA: flush L2 before each timed batch")
@@ -160,14 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from hwprof.running.runner import Interrupted
+    from hwprof.running.interrupts import Interrupted
     try:
         return int(args.func(args) or 0)
     except BadInput as e:
         print(f"hwprof: error: {visible(e)}", file=sys.stderr)
         return 2
     except Interrupted as e:
-        print(f"\nhwprof: interrupted; resume with: hwprof {e.verb} --resume {visible(e.run_dir)}", file=sys.stderr)
+        print(f"\nhwprof: interrupted ({e.kept}); resume with: hwprof {e.verb} --resume {visible(e.run_dir)}",
+              file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print("\nhwprof: interrupted", file=sys.stderr)

@@ -98,6 +98,13 @@ class Row:
         return cls(**kw)
 
 
+def header_text() -> str:
+    """results.csv's first line."""
+    buf = io.StringIO()
+    csv.writer(buf).writerow(ALL_COLUMNS)
+    return buf.getvalue()
+
+
 def column_name(field_name: str) -> str:
     return "pass" if field_name == "pass_" else field_name
 
@@ -172,6 +179,11 @@ def drop_rows(path: Path, drop) -> int:
     if len(keep) < len(records):
         _rewrite(path, keep)
     return len(records) - len(keep)
+
+
+def rewrite_records(path: Path, records: list[dict]) -> None:
+    """results.csv replaced, atomically, by these raw records (column -> text) under the current header."""
+    _rewrite(path, records)
 
 
 def _rewrite(path: Path, records: list[dict]) -> None:

@@ -43,22 +43,75 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._")[:40] or "suite"
 
 
-def create_run_dir(out_dir: Path, suite_name: str, device: str) -> Path:
-    """A fresh directory; mkdir is atomic, so two runs started at once never share one."""
+def create_run_dir(out_dir: Path, suite_name: str, device: str, files: dict[str, str] | None = None) -> Path:
+    """A fresh directory holding `files` (name -> text) from its first moment: they are written and fsynced in
+    a hidden temporary directory beside it, which is then renamed into place (a rename is atomic), so a run
+    directory is never seen half made and `--resume` accepts it whenever it exists. Two runs started at
+    once never share one (the name has a random suffix; a rename onto an existing name fails)."""
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise BadInput(f"output directory {out_dir}: cannot create ({e.strerror})") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise BadInput(f"output directory {out_dir}: not writable")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for _ in range(100):
         path = out_dir / f"{stamp}-{_slug(suite_name)}-{_slug(device.replace(':', ''))}-{secrets.token_hex(2)}"
+        if path.exists():
+            continue
+        tmp = out_dir / f".{path.name}.making"
         try:
-            path.mkdir()
-            return path
+            tmp.mkdir()
+            for name, text in (files or {}).items():
+                with open(tmp / name, "w") as fh:
+                    fh.write(text)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            os.rename(tmp, path)
         except FileExistsError:
             continue
+        except OSError as e:
+            _remove(tmp)
+            raise BadInput(f"output directory {out_dir}: cannot write a run directory there ({e.strerror})") from None
+        return path
     raise RuntimeError(f"could not create a unique run directory under {out_dir}")
+
+
+def _remove(tmp: Path) -> None:
+    for p in tmp.glob("*"):
+        try:
+            p.unlink()
+        except OSError:
+            pass
+    try:
+        tmp.rmdir()
+    except OSError:
+        pass
+
+
+class RunLock:
+    """An exclusive lock on a run directory while a process measures into it (`.lock`, flock): a resume of a
+    run that is still going is refused instead of two processes appending to one table."""
+
+    def __init__(self, run_dir: Path):
+        self.fh = None
+        try:
+            import fcntl
+            self.fh = open(Path(run_dir) / ".lock", "a+")
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:
+            pass
+        except BlockingIOError:
+            raise BadInput(f"{run_dir}: another hwprof process is measuring into it; resume it once that one "
+                           "has ended") from None
+        except OSError:
+            self.fh = None             # an unwritable directory: the run's own writes will say so
+
+    def release(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
 
 
 def read_run_json(run_dir: Path) -> dict:

@@ -5,8 +5,10 @@ The sweep itself lives in `runner`; this module decides *what* runs *where* and 
 """
 from __future__ import annotations
 
+import json
 import math
 import platform
+import threading
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,9 +23,11 @@ from hwprof.measuring.measure import Policy
 from hwprof.measuring.meters import EnergyMeter, select_meter
 from hwprof.measuring.timing import Timer, timer_for
 from hwprof.running.baseline import Baseline
-from hwprof.running.results import SCHEMA_VERSION, Row, read_results
+from hwprof.running.journal import Journal, Replay
+from hwprof.running.results import SCHEMA_VERSION, Row, header_text
+from hwprof.running.resume import check_meta, check_method, verify_results
 from hwprof.running.roofs import Roofs
-from hwprof.running.rundir import create_run_dir, read_run_json, write_json
+from hwprof.running.rundir import RunLock, create_run_dir, read_run_json, write_json
 from hwprof.running.suite import Suite, load_suite, suite_from_data
 from hwprof.version import __version__
 
@@ -71,6 +75,19 @@ class Session:
     measured_s: float = 0.0                                # this session's time inside sampling windows
     roofs: Roofs | None = None                             # set by the sweep, before the first block
     baseline: Baseline | None = None                       # this machine's history, set by the sweep
+    journal: Journal | None = None                         # rounds.jsonl, opened by the sweep
+    lock: RunLock | None = None                            # held while this process measures into run_dir
+    rejected_rows: int = 0                                 # results.csv records a resume set aside
+    replay: Replay = field(default_factory=Replay)         # what rounds.jsonl held when the sweep began
+    stop: threading.Event = field(default_factory=threading.Event)   # a signal asked the run to stop
+
+    @property
+    def journal_key(self) -> str:
+        """The suite's fingerprint in rounds.jsonl: its configurations, settings and seed."""
+        import hashlib
+        import json
+        doc = {**self.suite.resolved(), "models": None, "seed": self.seed, "device": str(self.device)}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _positive(v: float, what: str) -> float:
@@ -117,6 +134,11 @@ def _environment(device: torch.device, info: DeviceInfo) -> dict:
 def open_session(opts: RunOptions) -> Session:
     """Resolve everything a run needs and write run.json; BadInput (nothing written) when anything is off."""
     stored_meta = read_run_json(opts.resume) if opts.resume is not None else None
+    if stored_meta is not None:
+        check_meta(stored_meta, Path(opts.resume))
+        check_method(stored_meta, Path(opts.resume), {
+            "threads": opts.threads, "seed": opts.seed, "budget_s": opts.budget_s, "ci_target": opts.ci_target,
+            "energy": None if opts.energy == "auto" else opts.energy, "flush_l2": opts.flush_l2 or None})
     stored = stored_meta["suite"] if stored_meta else None
     suite, device = _resolve_suite(opts, stored)
     if opts.cpu_max_ghz is not None:
@@ -127,6 +149,8 @@ def open_session(opts: RunOptions) -> Session:
     seed = opts.seed if opts.seed is not None else (stored_meta or {}).get("seed", 0)
 
     done: dict[str, Row] = {}
+    rejected = 0
+    lock = None
     if stored_meta is not None:
         run_dir = Path(opts.resume)
         if stored_meta["device"] != str(device):
@@ -134,8 +158,8 @@ def open_session(opts: RunOptions) -> Session:
         if stored["config_ids"] != suite.resolved()["config_ids"]:
             raise BadInput(f"resume {run_dir}: the suite differs from the original run's "
                            f"({stored['source']}); resume with the same suite or start a new run")
-        for rec in read_results(run_dir / "results.csv").to_dict("records"):
-            done[rec["config_id"]] = Row.from_record(rec)
+        lock = RunLock(run_dir)
+        done, rejected = verify_results(run_dir / "results.csv", set(stored["config_ids"]))
     for rec in opts.prior_rows:
         done[rec["config_id"]] = Row.from_record(rec)
 
@@ -146,15 +170,22 @@ def open_session(opts: RunOptions) -> Session:
         info = describe(device, opts.cpu_max_ghz)
         check_memory(suite, info)
         meter, meter_notes = select_meter(device, opts.energy, opts.cpu_tdp_watts)
+        if stored_meta is not None and meter.source != stored_meta["energy"]["source"]:
+            raise BadInput(f"resume {opts.resume}: it was measured with the {stored_meta['energy']['source']} meter "
+                           f"and this machine now gives {meter.source}; resume with --energy "
+                           f"{stored_meta['energy']['source']}, or start a new run")
     except BaseException:
         torch.set_num_threads(threads_before)
+        if lock is not None:
+            lock.release()
         raise
 
     if stored_meta is not None:
         meta = stored_meta
         meta["resumed"] = meta.get("resumed", []) + [time.strftime("%Y-%m-%dT%H:%M:%S%z")]
+        if rejected:
+            meta.setdefault("resume_rejected_rows", []).append(rejected)
     else:
-        run_dir = create_run_dir(opts.out_dir, suite.name, str(device))
         meta = {
             "tool": "hwprof", "version": __version__, "schema_version": SCHEMA_VERSION,
             "command": opts.command, "suite": {**suite.resolved(), "raw": suite.raw},
@@ -173,8 +204,19 @@ def open_session(opts: RunOptions) -> Session:
         "policy": policy.__dict__,
         "peak_table": {p: v.__dict__ for p, v in info.peaks.items()},
     })
-    write_json(run_dir / "run.json", meta)
-    return Session(opts, suite, device, info, meter, policy, timer, run_dir, meta, seed, done, threads_before)
+    try:
+        if stored_meta is None:        # whole from its first moment: run.json and results.csv's header together
+            run_dir = create_run_dir(opts.out_dir, suite.name, str(device), {
+                "run.json": json.dumps(meta, indent=2, default=str) + "\n", "results.csv": header_text()})
+            lock = RunLock(run_dir)
+        else:
+            write_json(run_dir / "run.json", meta)
+    except BaseException:
+        torch.set_num_threads(threads_before)
+        raise
+    session = Session(opts, suite, device, info, meter, policy, timer, run_dir, meta, seed, done, threads_before)
+    session.lock, session.rejected_rows = lock, rejected
+    return session
 
 
 def close_session(session: Session, status: str, wall_s: float) -> None:
@@ -186,6 +228,10 @@ def close_session(session: Session, status: str, wall_s: float) -> None:
     meta["measured_s"] = meta.get("measured_s", 0.0) + session.measured_s
     try:
         write_json(session.run_dir / "run.json", meta)
+    except OSError:
+        pass                 # a full or read-only disk: run.json keeps saying running, which a resume accepts
     finally:
         session.meter.close()
         torch.set_num_threads(session.threads_before)
+        if session.lock is not None:
+            session.lock.release()
