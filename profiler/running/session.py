@@ -6,7 +6,6 @@ The sweep itself lives in `runner`; this module decides *what* runs *where* and 
 from __future__ import annotations
 
 import json
-import math
 import platform
 import threading
 import sys
@@ -22,12 +21,13 @@ from hwprof.measuring.devices import DeviceInfo, describe, resolve_device
 from hwprof.measuring.measure import Policy
 from hwprof.measuring.meters import EnergyMeter, select_meter
 from hwprof.measuring.timing import Timer, timer_for
+from hwprof.running import bounds
 from hwprof.running.baseline import Baseline
 from hwprof.running.journal import Journal, Replay
 from hwprof.running.results import SCHEMA_VERSION, Row, header_text
 from hwprof.running.resume import check_meta, check_method, verify_results
 from hwprof.running.roofs import Roofs
-from hwprof.running.rundir import RunLock, create_run_dir, read_run_json, write_json
+from hwprof.running.rundir import RunLock, check_free_space, create_run_dir, read_run_json, write_json
 from hwprof.running.suite import Suite, load_suite, suite_from_data
 from hwprof.version import __version__
 
@@ -90,10 +90,14 @@ class Session:
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _positive(v: float, what: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
-        raise BadInput(f"{what} must be a positive number (got {v!r})")
-    return float(v)
+def _option(name: str, value):
+    """An option within its bounds (running.bounds: the same a suite's value or a flag gets); None stays None."""
+    if value is None:
+        return None
+    try:
+        return bounds.check(name, value)
+    except ValueError as e:
+        raise BadInput(f"{bounds.BOUNDS[name].what} ({name}) {e}") from None
 
 
 def _resolve_suite(opts: RunOptions, stored: dict | None) -> tuple[Suite, torch.device]:
@@ -104,13 +108,13 @@ def _resolve_suite(opts: RunOptions, stored: dict | None) -> tuple[Suite, torch.
         suite = suite_from_data(stored["raw"], stored["source"])
         suite.budget_s, suite.ci_target = stored["budget_s"], stored["ci_target"]   # the original's overrides
     else:
-        suite = load_suite(opts.suite or "quick")
+        suite = load_suite("quick" if opts.suite is None else opts.suite)
     device = resolve_device(opts.device or suite.device)
     suite = suite.for_device(device.type)
     if opts.budget_s is not None:
-        suite.budget_s = _positive(opts.budget_s, "budget per configuration (budget_s)")
+        suite.budget_s = _option("budget_s", opts.budget_s)
     if opts.ci_target is not None:
-        suite.ci_target = _positive(opts.ci_target, "CI target (ci_target)")
+        suite.ci_target = _option("ci_target", opts.ci_target)
     return suite, device
 
 
@@ -141,12 +145,11 @@ def open_session(opts: RunOptions) -> Session:
             "energy": None if opts.energy == "auto" else opts.energy, "flush_l2": opts.flush_l2 or None})
     stored = stored_meta["suite"] if stored_meta else None
     suite, device = _resolve_suite(opts, stored)
-    if opts.cpu_max_ghz is not None:
-        _positive(opts.cpu_max_ghz, "maximum CPU clock (cpu_max_ghz)")
-    threads = opts.threads if opts.threads is not None else (stored_meta or {}).get("threads_requested")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0):
-        raise BadInput(f"thread count must be a positive integer (got {threads!r})")
-    seed = opts.seed if opts.seed is not None else (stored_meta or {}).get("seed", 0)
+    for name in ("cpu_max_ghz", "cpu_tdp_watts", "quiet_check_s", "wait_quiet_s"):
+        _option(name, getattr(opts, name))
+    threads = _option("threads", opts.threads if opts.threads is not None
+                      else (stored_meta or {}).get("threads_requested"))
+    seed = _option("seed", opts.seed if opts.seed is not None else (stored_meta or {}).get("seed", 0))
 
     done: dict[str, Row] = {}
     rejected = 0
@@ -210,9 +213,15 @@ def open_session(opts: RunOptions) -> Session:
                 "run.json": json.dumps(meta, indent=2, default=str) + "\n", "results.csv": header_text()})
             lock = RunLock(run_dir)
         else:
-            write_json(run_dir / "run.json", meta)
+            check_free_space(run_dir)
+            try:
+                write_json(run_dir / "run.json", meta)
+            except OSError as e:
+                raise BadInput(f"resume {run_dir}: cannot write run.json ({e.strerror})") from None
     except BaseException:
         torch.set_num_threads(threads_before)
+        if lock is not None:
+            lock.release()
         raise
     session = Session(opts, suite, device, info, meter, policy, timer, run_dir, meta, seed, done, threads_before)
     session.lock, session.rejected_rows = lock, rejected

@@ -12,12 +12,12 @@ from pathlib import Path
 from hwprof.kernels.spec import AttentionSpec, MatmulSpec, SparsitySpec, Spec, parse_mask, reference_of
 from hwprof.compat import tomllib
 from hwprof.errors import BadInput
+from hwprof.running import bounds
 from hwprof.running.modelplan import MODEL_KEYS, ModelPlan, expand_model_group
 
 PRESETS = ("quick", "standard", "full", "schemes")
+MAX_SUITE_BYTES = 1 << 20              # a suite file beyond this is not a suite
 MAX_DIM = 1 << 20                     # any single dimension beyond this is a typo, not a benchmark
-TOP_KEYS = {"name", "device", "budget_s", "ci_target", "matmul", "attention", "model", "warmup_s", "min_window_s",
-            "rounds", "round_s", "span_s"}
 GROUP_KEYS = {
     # `device` (optional): "cpu" or "cuda" - the group only applies when the run's device is of that type,
     # so one preset can hold CPU-sized and GPU-sized work.
@@ -31,6 +31,10 @@ GROUP_KEYS = {
 # selection, lazy init), other families' builds and rounds run between it and the case's first round, and
 # later rounds follow a rebuild with no warm-up at all: what is left for the warm-up is picking the batch.
 WARMUP_S = 0.01
+# The settings a suite may give, with their defaults (their bounds: running.bounds).
+SETTINGS = {"budget_s": 2.0, "ci_target": 0.02, "warmup_s": WARMUP_S, "min_window_s": 1.0, "rounds": 8,
+            "round_s": 0.1, "span_s": 120.0}
+TOP_KEYS = {"name", "device", "matmul", "attention", "model", *SETTINGS}
 
 
 @dataclass
@@ -38,13 +42,13 @@ class Suite:
     name: str
     source: str                        # preset name or file path
     device: str = "auto"
-    budget_s: float = 2.0
-    ci_target: float = 0.02
-    warmup_s: float = WARMUP_S
-    min_window_s: float = 1.0
-    rounds: int = 8                    # paired rounds at least per configuration
-    round_s: float = 0.1               # each side's window in a round
-    span_s: float = 120.0              # estimated sampling per block of interleaved passes
+    budget_s: float = SETTINGS["budget_s"]
+    ci_target: float = SETTINGS["ci_target"]
+    warmup_s: float = SETTINGS["warmup_s"]
+    min_window_s: float = SETTINGS["min_window_s"]
+    rounds: int = SETTINGS["rounds"]      # paired rounds at least per configuration
+    round_s: float = SETTINGS["round_s"]  # each side's window in a round
+    span_s: float = SETTINGS["span_s"]    # estimated sampling per block of interleaved passes
     specs: list[Spec] = field(default_factory=list)    # what runs: for_device's selection, references first
     raw: dict = field(default_factory=dict)
     # every expanded configuration with the device type its group is restricted to (None: any device)
@@ -85,6 +89,8 @@ def model_suite(preset: str) -> dict:
 def load_suite(name_or_path: str, device_type: str | None = None) -> Suite:
     """Load a preset, `model:NAME` or a TOML file; `device_type` ("cpu"/"cuda") selects device-specific
     groups."""
+    if not isinstance(name_or_path, str) or not name_or_path.strip():
+        raise BadInput(f"suite {name_or_path!r}: empty (a preset: {', '.join(PRESETS)}, model:NAME or a TOML file)")
     if name_or_path.startswith("model:"):
         return suite_from_data(model_suite(name_or_path.split(":", 1)[1]), name_or_path, device_type)
     if name_or_path in PRESETS:
@@ -94,6 +100,14 @@ def load_suite(name_or_path: str, device_type: str | None = None) -> Suite:
     if not path.suffix == ".toml" and not path.exists():
         raise BadInput(f"suite {name_or_path!r}: not a preset ({', '.join(PRESETS)}) and no such file")
     try:
+        # a FIFO or a device would block the read or never end: only a regular file of a suite's size is read
+        if not path.exists():
+            raise BadInput(f"suite {name_or_path}: no such file")
+        if not path.is_file():
+            raise BadInput(f"suite {name_or_path}: not a regular file")
+        if path.stat().st_size > MAX_SUITE_BYTES:
+            raise BadInput(f"suite {name_or_path}: {path.stat().st_size} bytes, more than a suite's "
+                           f"{MAX_SUITE_BYTES} at most")
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise BadInput(f"suite {name_or_path}: cannot read ({e.__class__.__name__}: {e})") from None
@@ -119,14 +133,7 @@ def suite_from_data(data: dict, source: str, device_type: str | None = None) -> 
         name=_str(data.get("name", Path(source).stem), f"suite {source}: name"),
         source=source,
         device=_str(data.get("device", "auto"), f"suite {source}: device"),
-        budget_s=_positive(data.get("budget_s", 2.0), f"suite {source}: budget_s", upper=3600),
-        ci_target=_positive(data.get("ci_target", 0.02), f"suite {source}: ci_target", upper=1.0),
-        warmup_s=_positive(data.get("warmup_s", WARMUP_S), f"suite {source}: warmup_s", upper=600, allow_zero=True),
-        min_window_s=_positive(data.get("min_window_s", 1.0), f"suite {source}: min_window_s", upper=600,
-                               allow_zero=True),
-        rounds=int(_positive(data.get("rounds", 8), f"suite {source}: rounds", upper=1000)),
-        round_s=_positive(data.get("round_s", 0.1), f"suite {source}: round_s", upper=60, allow_zero=True),
-        span_s=_positive(data.get("span_s", 120.0), f"suite {source}: span_s", upper=86400, allow_zero=True),
+        **{key: _bounded(data, key, default, source) for key, default in SETTINGS.items()},
         raw=data,
     )
     candidates: list[tuple[Spec, str | None]] = []
@@ -225,10 +232,9 @@ def _str(v, what: str) -> str:
     return v
 
 
-def _positive(v, what: str, upper: float, allow_zero: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise BadInput(f"{what} must be a number (got {v!r})")
-    ok = (v >= 0 if allow_zero else v > 0) and v <= upper
-    if not ok:
-        raise BadInput(f"{what} = {v} is outside {'[0' if allow_zero else '(0'}, {upper}]")
-    return float(v)
+def _bounded(data: dict, key: str, default, source: str):
+    """A suite setting within its bounds (running.bounds: the same as the flag's)."""
+    try:
+        return bounds.check(key, data.get(key, default))
+    except ValueError as e:
+        raise BadInput(f"suite {source}: {key} {e}") from None

@@ -156,6 +156,53 @@ def test_hostile_suite_files_exit_2(tmp_path, capsys):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.parametrize("argv, needle", [
+    (["--suite", ""], "empty"),
+    (["--threads", str(2**70)], "--threads"),
+    (["--seed", str(2**63)], "--seed"),
+    (["--seed", "-1"], "--seed"),
+    (["--budget-s", "nan"], "--budget-s"),
+    (["--ci-target", "2"], "--ci-target"),
+])
+def test_flags_beyond_their_bounds_exit_2_in_one_line(tmp_path, capsys, argv, needle):
+    assert main(["run", *argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("rounds = 0.5", "rounds must be an integer in [1, 1000]"),
+    ("rounds = 0", "rounds must be an integer in [1, 1000]"),
+    ("rounds = 1e9", "rounds must be an integer"),
+    ("budget_s = inf", "budget_s must be a number in (0, 3600]"),
+    ("ci_target = true", "ci_target must be a number"),
+])
+def test_a_suites_settings_have_the_flags_bounds(tmp_path, capsys, text, needle):
+    suite = tmp_path / "s.toml"
+    suite.write_text(f"{text}\n[[matmul]]\nshapes = [[8, 8, 8]]\n")
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("name", ["3", "[1, 2]", "{ a = 1 }", "true"])
+def test_a_model_name_that_is_not_text_exits_2(tmp_path, capsys, name):
+    suite = tmp_path / "m.toml"
+    suite.write_text(f"[[model]]\npreset = \"tiny\"\nname = {name}\n")
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "name must be a non-empty string" in err and "Traceback" not in err
+
+
+def test_a_suite_that_is_a_fifo_or_a_directory_exits_2_without_reading(tmp_path, capsys):
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)                           # reading it would block until a writer came
+    for path in (fifo, tmp_path):
+        assert main(["run", "--suite", str(path), "--out", str(tmp_path / "out")]) == 2
+        assert "not a regular file" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------ files
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):

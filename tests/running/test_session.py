@@ -34,8 +34,9 @@ def test_suite_is_parsed_once_and_selected_for_the_device(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("opts,needle", [
-    (dict(budget_s=-1.0), "budget_s"), (dict(ci_target=0.0), "ci_target"), (dict(threads=0), "thread count"),
-    (dict(energy="magic"), "energy meter"),
+    (dict(budget_s=-1.0), "budget_s"), (dict(ci_target=0.0), "ci_target"), (dict(threads=0), "CPU threads"),
+    (dict(threads=2**70), "CPU threads"), (dict(seed=2**64), "seed"), (dict(seed=1.5), "seed"),
+    (dict(cpu_max_ghz=float("inf")), "cpu_max_ghz"), (dict(energy="magic"), "energy meter"),
 ])
 def test_bad_options_are_bad_input_without_cli_words(tiny_suite, tmp_path, opts, needle):
     with pytest.raises(BadInput, match=needle) as e:
