@@ -61,7 +61,8 @@ def cmd_devices(args) -> int:
     from hwprof.running.roofs import load_cached
     from hwprof.measuring.cpu import cpu_peak_table
     surveys = survey(args.cpu_tdp_watts)
-    roofs = [load_cached(s.info) for s in surveys]
+    roofs = [load_cached(s.info, lambda text: print(f"hwprof: warning: {visible(text)}", file=sys.stderr))
+             for s in surveys]
     for sv, r in zip(surveys, roofs):          # a CPU's peak clock: no slower than its cached roofs need
         if sv.info.kind == "cpu" and sv.info.cpu is not None and r is not None:
             sv.info.peaks, _ = cpu_peak_table(sv.info.cpu, {p: c.flops_per_s for p, c in r.compute.items() if c.flops_per_s})

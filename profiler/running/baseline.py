@@ -26,10 +26,11 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from hwprof.measuring.contention import SLOWER_THAN_QUIET as SLOW_TOLERANCE
 from hwprof.measuring.devices import DeviceInfo
-from hwprof.running.machine_cache import fingerprint, machine_key, read_cached, update_cached
+from hwprof.running.machine_cache import describe_path, fingerprint, machine_key, read_cached, update_cached
 from hwprof.running.results import Row
 
 HISTORY_RUNS = 10           # a configuration is compared with its last this many runs
@@ -228,17 +229,65 @@ def _widened(hef: float, ci: tuple[float | None, float | None], past: list[float
     return dict(zip(columns, (*widen(hef, ci, sd, runs, confidence), sd)))
 
 
-def load_baseline(info: DeviceInfo) -> Baseline:
-    """This machine's history (empty when there is none yet or its file does not parse)."""
+def load_baseline(info: DeviceInfo, warn: Callable[[str], None] = lambda text: None) -> Baseline:
+    """This machine's history (empty when there is none yet or its file does not parse). Entries that are not
+    history (a time that is not a finite positive number, a run that is not an object) are left out, said
+    through `warn`, and the file rewritten without them: they never fail a run, nor judge one."""
     key = machine_key(info)
     fp = fingerprint(key)
-    return Baseline(fp, key, _runs(read_cached(KIND, fp)))
+    data = read_cached(KIND, fp)
+    runs, dropped = clean_runs(data)
+    if dropped:
+        warn(f"this machine's history ({describe_path(KIND, fp)}) held {dropped} entries that are not times or "
+             f"hefs (not finite positive numbers, or of the wrong type): left out, and the file rewritten")
+        update_cached(KIND, fp, lambda now: {"fingerprint": fp, "machine": key, "runs": clean_runs(now)[0]})
+    return Baseline(fp, key, runs)
+
+
+def clean_runs(data) -> tuple[list[dict], int]:
+    """Pure: a cached history's runs with every entry that is not one left out, and how many were. A run keeps
+    its valid times and hefs; one left with neither goes with them."""
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if runs is None:
+        return [], 0
+    if not isinstance(runs, list):
+        return [], 1
+    out, dropped = [], 0
+    for r in runs:
+        if not isinstance(r, dict):
+            dropped += 1
+            continue
+        entry = {k: r[k] for k in ("run", "date") if isinstance(r.get(k), str)}
+        for k in ("times", "hef"):
+            entry[k], bad = _values(r.get(k, {}))
+            dropped += bad
+        energy = r.get("hef_energy")
+        if energy is not None:
+            if not isinstance(energy, dict):
+                dropped += 1
+            else:
+                entry["hef_energy"] = {}
+                for source, values in energy.items():
+                    kept, bad = _values(values)
+                    dropped += bad
+                    if isinstance(source, str) and kept:
+                        entry["hef_energy"][source] = kept
+        if entry["times"] or entry["hef"]:      # its bad entries are counted above
+            out.append(entry)
+    return out, dropped
+
+
+def _values(d) -> tuple[dict[str, float], int]:
+    """The entries of {config_id: value} that are finite positive numbers, and how many were not."""
+    if not isinstance(d, dict):
+        return {}, 1
+    kept = {k: float(v) for k, v in d.items() if isinstance(k, str) and isinstance(v, (int, float))
+            and not isinstance(v, bool) and math.isfinite(v) and v > 0}
+    return kept, len(d) - len(kept)
 
 
 def _runs(data: dict | None) -> list[dict]:
-    runs = (data or {}).get("runs")
-    ok = isinstance(runs, list) and all(isinstance(r, dict) and isinstance(r.get("times"), dict) for r in runs)
-    return runs if ok else []
+    return clean_runs(data)[0]
 
 
 def record_run(b: Baseline, run_id: str, times: dict[str, float], hefs: dict[str, float],

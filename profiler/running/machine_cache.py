@@ -48,6 +48,11 @@ def _path(kind: str, fp: str) -> Path:
     return cache_dir() / kind / f"{fp}.json"
 
 
+def describe_path(kind: str, fp: str) -> str:
+    """Where a cached document lives, for messages."""
+    return str(_path(kind, fp))
+
+
 def read_cached(kind: str, fp: str) -> dict | None:
     """The cached document, or None (none yet, or a file that does not parse)."""
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -22,13 +22,13 @@ from hwprof.measuring.arm import LONG_CALL_S
 from hwprof.measuring.measure import run_window, warm_up
 from hwprof.measuring.meters import NoMeter
 from hwprof.measuring.probe import Prober
-from hwprof.measuring.stream import MemoryRoof, measure_memory_roof
+from hwprof.measuring.stream import measure_memory_roof
 from hwprof.measuring.timing import Timer
-from hwprof.running import machine_cache
-from hwprof.running.machine_cache import fingerprint, read_cached, write_cached
+from hwprof.running.machine_cache import fingerprint
+from hwprof.running.roof_store import ComputeRoof, Roofs, _store, load_cached, machine_key
+from hwprof.running.roof_store import METHOD_VERSION, parse_cached  # noqa: F401  (re-exported with the types)
 from hwprof.version import __version__
 
-METHOD_VERSION = 3          # bump when the method changes: cached roofs of another method are not reused
 CPU_SIZES = (256, 512, 1024, 2048, 4096)
 CUDA_SIZES = (1024, 2048, 4096, 8192, 16384)
 RISE = 1.03                 # a size must beat the best so far by 3% to count as rising
@@ -39,64 +39,6 @@ MIN_BATCH_S = 0.01
 # A row that beats its compute roof by more than its own interval raises it (the sweep missed this machine's
 # best shape); rows within this share above it are the noise a roof measured in seconds has.
 RAISE_TOLERANCE = 0.05
-
-
-@dataclass(frozen=True)
-class ComputeRoof:
-    precision: str
-    flops_per_s: float | None      # None: no kernel for this precision here (reason says why)
-    shape: str = ""                # the shape that reached it
-    reason: str = ""
-    tried: tuple[str, ...] = ()    # shapes the sweep measured, or left out for its budget (not asked again)
-    raised_by: dict | None = None  # a row of a run that beat the sweep: config_id, run, shape, from_flops_per_s
-
-
-@dataclass
-class Roofs:
-    fingerprint: str
-    machine: dict
-    measured: str                  # ISO date of the first measurement
-    memory: MemoryRoof
-    compute: dict[str, ComputeRoof] = field(default_factory=dict)
-    seconds: float = 0.0           # time spent measuring in this process (0 when all came from the cache)
-    cached: bool = False
-
-    def compute_roof(self, precision: str) -> float | None:
-        roof = self.compute.get(precision)
-        return roof.flops_per_s if roof else None
-
-    def to_json(self) -> dict:
-        return {"fingerprint": self.fingerprint, "machine": self.machine, "measured": self.measured,
-                "method_version": METHOD_VERSION, "memory": self.memory.to_json(),
-                "compute": {p: asdict(r) for p, r in self.compute.items()},
-                "seconds": self.seconds, "cached": self.cached}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Roofs":
-        return cls(d["fingerprint"], d["machine"], d["measured"], MemoryRoof(**d["memory"]),
-                   {p: ComputeRoof(**{**r, "tried": tuple(r.get("tried", ()))}) for p, r in d["compute"].items()},
-                   d.get("seconds", 0.0), d.get("cached", False))
-
-
-
-def machine_key(info: DeviceInfo) -> dict:
-    """What a roof depends on: the machine (`machine_cache.machine_key`) and this method's version."""
-    return machine_cache.machine_key(info) | {"method_version": METHOD_VERSION}
-
-
-def load_cached(info: DeviceInfo) -> Roofs | None:
-    """This machine's cached roofs, or None (none yet, or a file that does not parse)."""
-    data = read_cached("roofs", fingerprint(machine_key(info)))
-    try:
-        roofs = Roofs.from_json(data)
-    except (KeyError, TypeError, ValueError):
-        return None
-    roofs.cached, roofs.seconds = True, 0.0
-    return roofs
-
-
-def _store(roofs: Roofs) -> None:
-    write_cached("roofs", roofs.fingerprint, {**roofs.to_json(), "cached": True, "seconds": 0.0})
 
 
 def _measure_shape(shape: tuple[int, ...], precision: str, device: torch.device, timer: Timer) -> tuple[float, float]:
@@ -189,12 +131,13 @@ def _key(shape) -> str:
     return "x".join(map(str, shape))
 
 
-def _cached_and_missing(info: DeviceInfo, wanted: dict[str, list], remeasure: bool) -> tuple[Roofs | None, list[str]]:
+def _cached_and_missing(info: DeviceInfo, wanted: dict[str, list], remeasure: bool,
+                        warn: Callable[[str], None] = lambda text: None) -> tuple[Roofs | None, list[str]]:
     """The cached roofs (None when remeasuring or none yet) and the precisions to sweep: those not cached,
     and those whose sweep has not tried one of the shapes `wanted` lists for it (the suite's own)."""
     if not isinstance(wanted, dict):             # a list of precisions: no shapes of their own
         wanted = {p: [] for p in wanted}
-    roofs = None if remeasure else load_cached(info)
+    roofs = None if remeasure else load_cached(info, warn)
     have = roofs.compute if roofs is not None else {}
     out = []
     for p, shapes in wanted.items():
@@ -204,9 +147,11 @@ def _cached_and_missing(info: DeviceInfo, wanted: dict[str, list], remeasure: bo
     return roofs, out
 
 
-def roofs_missing(info: DeviceInfo, wanted: dict[str, list], remeasure: bool = False) -> bool:
-    """Whether get_roofs would measure: nothing cached for this machine, or a precision or shape not yet in it."""
-    roofs, missing = _cached_and_missing(info, wanted, remeasure)
+def roofs_missing(info: DeviceInfo, wanted: dict[str, list], remeasure: bool = False,
+                  warn: Callable[[str], None] = lambda text: None) -> bool:
+    """Whether get_roofs would measure: nothing cached for this machine, or a precision or shape not yet in it
+    (an invalid cached entry counts as missing; `warn` hears of it)."""
+    roofs, missing = _cached_and_missing(info, wanted, remeasure, warn)
     return roofs is None or bool(missing)
 
 
@@ -217,7 +162,7 @@ def get_roofs(info: DeviceInfo, device: torch.device, timer: Timer, wanted: dict
     precision the run needs to the dense shapes of its own it runs in that precision."""
     key = machine_key(info)
     wanted = wanted if isinstance(wanted, dict) else {p: [] for p in wanted}
-    roofs, missing = _cached_and_missing(info, wanted, remeasure)
+    roofs, missing = _cached_and_missing(info, wanted, remeasure, notify)
     t0 = time.perf_counter()
     if roofs is None:
         notify("measuring this machine's roofs (once; cached for later runs)")

@@ -203,6 +203,28 @@ def test_the_history_is_stored_per_machine_and_bounded(tmp_path, monkeypatch):
     assert bl.load_baseline(_info()).runs == []                           # a damaged file is no history
 
 
+def test_history_entries_of_the_wrong_type_are_left_out_said_and_rewritten(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWPROF_CACHE_DIR", str(tmp_path))
+    from tests.running.test_roofs import _info
+    b = bl.load_baseline(_info())
+    bl.record_run(b, "good", {R256: 1.0}, {"x": 2.0}, {"rapl": {"x": 2.5}})
+    path = next((tmp_path / bl.KIND).glob("*.json"))
+    doc = json.loads(path.read_text())
+    doc["runs"] += [{"run": "bad", "times": {R256: None, R512: [1], RATT: 0.7}, "hef": {"x": "fast", "y": float("inf")},
+                     "hef_energy": {"rapl": {"x": -1}}},
+                    "not a run", {"run": "empty", "times": {R256: True}}]
+    path.write_text(json.dumps(doc))
+    warned = []
+    again = bl.load_baseline(_info(), warned.append)
+    assert [r["run"] for r in again.runs] == ["good", "bad"]
+    assert again.runs[1]["times"] == {RATT: 0.7} and again.runs[1]["hef"] == {} and again.runs[1]["hef_energy"] == {}
+    assert len(warned) == 1 and "7 entries" in warned[0]
+    assert bl.load_baseline(_info(), warned.append).runs == again.runs and len(warned) == 1     # rewritten clean
+    assert again.quiet_s(R256) is None and again.check({RATT: 0.7}).ratios == {}              # and usable
+    bl.record_run(again, "next", {R256: 1.1}, {})                                              # and appendable
+    assert [r["run"] for r in bl.load_baseline(_info()).runs] == ["good", "bad", "next"]
+
+
 def test_two_runs_ending_at_once_both_join_the_history(tmp_path, monkeypatch):
     """Each loaded the history before the other ended (fleet nodes on one host): neither drops the other."""
     monkeypatch.setenv("HWPROF_CACHE_DIR", str(tmp_path))

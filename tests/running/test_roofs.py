@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import hwprof.running.roofs as roofs_mod
+from hwprof.running import roof_store
 from hwprof.kernels.errors import Unsupported
 from hwprof.measuring.cpu import CpuInfo
 from hwprof.measuring.devices import DeviceInfo
@@ -209,6 +210,43 @@ def test_roofs_are_cached_per_machine_and_missing_precisions_added(tmp_path, mon
     path = next((tmp_path / "roofs").glob("*.json"))
     path.write_text("{ not json")
     assert load_cached(info) is None
+
+
+@pytest.mark.parametrize("bad, precision", [
+    ({"flops_per_s": "fast"}, "fp32"), ({"flops_per_s": -1.0}, "fp32"), ({"flops_per_s": True}, "fp32"),
+    ({"tried": "64x64x64"}, "fp32"), ({"precision": "bf16"}, "fp32"), ({"colour": "red"}, "fp32")])
+def test_a_cached_roof_of_the_wrong_type_is_left_out_said_and_measured_again(tmp_path, monkeypatch, bad, precision):
+    monkeypatch.setenv("HWPROF_CACHE_DIR", str(tmp_path))
+    measured = []
+    monkeypatch.setattr(roofs_mod, "measure_memory_roof", lambda device, timer=None: measured.append("memory") or MEM)
+    monkeypatch.setattr(roofs_mod, "sweep_compute_roof", lambda p, device, timer, budget, extra=(), previous=None:
+                        measured.append(p) or ComputeRoof(p, 1e9, "64x64x64", tried=("64x64x64",)))
+    info = _info()
+    get_roofs(info, CPU, None, ["fp32", "bf16"])
+    path = next((tmp_path / "roofs").glob("*.json"))
+    doc = json.loads(path.read_text())
+    doc["compute"][precision].update(bad)
+    path.write_text(json.dumps(doc))
+    warned = []
+    assert roofs_missing(info, ["fp32", "bf16"], warn=warned.append)
+    assert len(warned) == 1 and f"compute roof '{precision}'" in warned[0] and "measured again" in warned[0]
+    assert precision not in json.loads(path.read_text())["compute"]        # rewritten without it
+    roofs = get_roofs(info, CPU, None, ["fp32", "bf16"])
+    assert measured[-1] == precision and roofs.compute[precision].flops_per_s == 1e9
+    assert roofs.compute["bf16" if precision == "fp32" else "fp32"].flops_per_s == 1e9     # the other one kept
+
+
+@pytest.mark.parametrize("memory", [None, "fast", {"bytes_per_s": "fast"}, {**MEM.to_json(), "trials": 0},
+                                    {**MEM.to_json(), "bytes_per_s": float("inf")}])
+def test_a_cached_memory_roof_that_is_not_one_means_all_is_measured_again(tmp_path, monkeypatch, memory):
+    monkeypatch.setenv("HWPROF_CACHE_DIR", str(tmp_path))
+    doc = Roofs("fp", {"kind": "cpu"}, "2026-12-01", MEM, {"fp32": ComputeRoof("fp32", 1e9)}).to_json()
+    doc["memory"] = memory
+    roofs, problems = roofs_mod.parse_cached(json.loads(json.dumps(doc)))
+    assert roofs is None and problems == ["the memory roof is not one"]
+    warned = []
+    monkeypatch.setattr(roof_store, "read_cached", lambda kind, fp: json.loads(json.dumps(doc)))
+    assert load_cached(_info(), warned.append) is None and "all measured again" in warned[0]
 
 
 def test_roofs_round_trip_through_run_json():

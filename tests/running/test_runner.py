@@ -188,7 +188,7 @@ def test_idle_power_is_taken_before_any_warm_up_and_a_cpu_warms_up_only_to_measu
     calls = []
     monkeypatch.setattr(runner, "idle_power", lambda meter, seconds: calls.append("idle") or 5.0)
     monkeypatch.setattr(runner, "device_warmup", lambda device, seconds: calls.append("warm-up"))
-    monkeypatch.setattr(runner, "roofs_missing", lambda info, precisions, remeasure: True)
+    monkeypatch.setattr(runner, "roofs_missing", lambda info, precisions, remeasure, warn: True)
     opts = dict(fast_options, roofs=False)
     execute(RunOptions(suite=str(tiny_suite), **opts))
     assert calls == ["idle"]                                   # no roofs to measure: no warm-up
@@ -197,7 +197,7 @@ def test_idle_power_is_taken_before_any_warm_up_and_a_cpu_warms_up_only_to_measu
     execute(RunOptions(suite=str(tiny_suite), **fast_options))
     assert calls == ["idle", "warm-up"]                       # roofs to measure: warmed up first, after idle
     calls.clear()
-    monkeypatch.setattr(runner, "roofs_missing", lambda info, precisions, remeasure: False)
+    monkeypatch.setattr(runner, "roofs_missing", lambda info, precisions, remeasure, warn: False)
     execute(RunOptions(suite=str(tiny_suite), **fast_options))
     assert calls == ["idle"]                                   # all cached
 
