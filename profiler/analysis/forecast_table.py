@@ -12,7 +12,7 @@ from hwprof.analysis import forecast as fc
 from hwprof.analysis.models import as_configurations, model_names, model_rows, plans_of
 from hwprof.compat import tomllib
 from hwprof.errors import BadInput
-from hwprof.running.rundir import atomic_write_text, read_run_json
+from hwprof.running.rundir import atomic_write_together, read_run_json
 from hwprof.running.results import read_results
 
 SCENARIO_KEYS = ("power_watts", "years", "doublings_per_year", "kappa", "law", "target_ratio",
@@ -187,13 +187,18 @@ def write_forecast(run_dir: Path, s: Scenario, model: str | None = None, phase: 
         if phase not in phases:
             raise BadInput(f"{run_dir}: model {model!r} has no {phase} step in this run (phases: {', '.join(phases)})")
         df = as_configurations(model_rows(df, [p for p in plans if p.phase == phase]))
-    rows = forecast_rows(df, s)
+    try:
+        rows = forecast_rows(df, s)
+    except OverflowError:
+        rows = None
+    if rows is None:
+        raise BadInput(f"{run_dir}: this scenario's forecast overflows a float (fewer years or doublings per year); "
+                       "nothing was written")
     if not rows:
         what = f"no precision setting of model {model!r} has" if model else "no ok configuration has"
         raise BadInput(f"{run_dir}: {what} a measured logical_flops_per_j "
                        "(run with an energy meter, or with the estimate meter, and every kernel of the step ok)")
     csv_path, json_path = run_dir / "forecast.csv", run_dir / "forecast.json"
-    atomic_write_text(csv_path, pd.DataFrame(rows).to_csv(index=False))
     doc = {
         "tool": "hwprof", "run": str(run_dir), "energy_source": meta.get("energy", {}).get("source"),
         "model": model, "phase": phase if model is not None else None,
@@ -202,8 +207,14 @@ def write_forecast(run_dir: Path, s: Scenario, model: str | None = None, phase: 
                  "kernel-level figures: real training adds overheads (communication, data, idle) the kernel does not see"),
         "fields": FIELDS, "configurations": rows, "trajectories": trajectories(rows, s),
     }
-    # allow_nan=False: a stray inf/NaN fails here instead of writing `Infinity`, which is not JSON
-    atomic_write_text(json_path, json.dumps(doc, indent=2, default=_json_default, allow_nan=False) + "\n")
+    # Both built before either is written. allow_nan=False: a value beyond a float's range (a scenario of too
+    # many doublings) fails here, not as `Infinity` in a file that is then not JSON.
+    try:
+        text = json.dumps(doc, indent=2, default=_json_default, allow_nan=False) + "\n"
+    except ValueError:
+        raise BadInput(f"{run_dir}: this scenario's forecast overflows a float (fewer years or doublings per year); "
+                       "nothing was written") from None
+    atomic_write_together({csv_path: pd.DataFrame(rows).to_csv(index=False), json_path: text})
     return [csv_path, json_path]
 
 

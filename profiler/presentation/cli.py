@@ -2,46 +2,25 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
-from hwprof.errors import BadInput
+from hwprof.errors import BadInput, OutputError
 from hwprof.measuring.meters import ENERGY_CHOICES
 from hwprof.presentation.commands import (cmd_claims, cmd_compare, cmd_devices, cmd_fleet, cmd_forecast, cmd_report,
                                           cmd_run, cmd_validate)
 from hwprof.presentation.text import visible
+from hwprof.running import bounds
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return v
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (v >= 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"{text!r} must be zero or a positive number")
-    return v
-
-
-def _int_at_least(minimum: int):
-    def parse(text: str) -> int:
+def _bounded(name: str):
+    """A flag's parser with the bounds the same value has in a suite (running.bounds)."""
+    def parse(text: str):
         try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if v < minimum:
-            raise argparse.ArgumentTypeError(f"{text!r} must be >= {minimum}")
-        return v
+            return bounds.parse(name, text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    parse.__name__ = name          # argparse names the type in its message
     return parse
 
 
@@ -56,15 +35,15 @@ def _suite_options(r: argparse.ArgumentParser) -> None:
                    help="quick | standard | full | schemes | model:NAME (tiny, gpt2-small, llama3-8b, llama3-70b) | FILE.toml "
                         "(default quick)")
     r.add_argument("--out", type=Path, default=Path("reports"), help="directory for run directories (default reports/)")
-    r.add_argument("--seed", type=_int_at_least(0), default=None, help="seed of the inputs (default 0; a resume keeps its own)")
+    r.add_argument("--seed", type=_bounded("seed"), default=None, help="seed of the inputs (default 0; a resume keeps its own)")
     r.add_argument("--energy", default="auto", choices=ENERGY_CHOICES, help="energy meter (default auto)")
-    r.add_argument("--cpu-tdp-watts", type=_positive_float, default=None, help="TDP for the CPU energy estimate")
+    r.add_argument("--cpu-tdp-watts", type=_bounded("cpu_tdp_watts"), default=None, help="TDP for the CPU energy estimate")
     r.add_argument("--flush-l2", action="store_true", help="CUDA: flush L2 before each timed batch")
-    r.add_argument("--threads", type=_int_at_least(1), default=None, help="CPU: torch intra-op threads")
-    r.add_argument("--budget-s", type=_positive_float, default=None, help="time budget per configuration")
-    r.add_argument("--ci-target", type=_positive_float, default=None, help="relative CI half-width target")
+    r.add_argument("--threads", type=_bounded("threads"), default=None, help="CPU: torch intra-op threads")
+    r.add_argument("--budget-s", type=_bounded("budget_s"), default=None, help="time budget per configuration")
+    r.add_argument("--ci-target", type=_bounded("ci_target"), default=None, help="relative CI half-width target")
     r.add_argument("--no-report", action="store_true", help="skip report.html/report.md")
-    r.add_argument("--quiet-check-s", type=_non_negative_float, default=1.0, metavar="SECONDS",
+    r.add_argument("--quiet-check-s", type=_bounded("quiet_check_s"), default=1.0, metavar="SECONDS",
                    help="how long to probe what else uses the machine before the run (0: no check)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     r.add_argument("--remeasure-roofs", action="store_true",
@@ -84,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     _suite_options(r)
     r.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the suite's, else auto)")
     r.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="complete an interrupted run")
-    r.add_argument("--cpu-max-ghz", type=_positive_float, default=None,
+    r.add_argument("--cpu-max-ghz", type=_bounded("cpu_max_ghz"), default=None,
                    help="max CPU clock for the theoretical peak where cpufreq is missing (VMs)")
-    r.add_argument("--wait-quiet", type=_non_negative_float, default=0.0, metavar="SECONDS",
+    r.add_argument("--wait-quiet", type=_bounded("wait_quiet_s"), default=0.0, metavar="SECONDS",
                    help="wait up to this long for other processes to leave the CPUs before starting")
     r.set_defaults(func=cmd_run)
 
@@ -94,17 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     _suite_options(fl)
     fl.add_argument("--address", default="auto",
                     help="auto (the cluster this machine belongs to) | HOST:PORT | local (start one here)")
-    fl.add_argument("--local-nodes", type=_int_at_least(1), default=0, metavar="N",
+    fl.add_argument("--local-nodes", type=_bounded("local_nodes"), default=0, metavar="N",
                     help="with --address local: N logical nodes, to try fleet mode on one machine")
     fl.add_argument("--per", choices=["gpu", "node"], default=None,
                     help="one task per GPU, or per node on its CPUs (default: gpu where the cluster has GPUs)")
     fl.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                     help="re-run only the (device, configuration) pairs a fleet run is missing")
-    fl.add_argument("--retries", type=_int_at_least(0), default=1, help="re-runs of a task that dies (default 1)")
+    fl.add_argument("--retries", type=_bounded("retries"), default=1, help="re-runs of a task that dies (default 1)")
     fl.set_defaults(func=cmd_fleet)
 
     d = sub.add_parser("devices", help="devices, peak table entries and energy meters")
-    d.add_argument("--cpu-tdp-watts", type=_positive_float, default=None)
+    d.add_argument("--cpu-tdp-watts", type=_bounded("cpu_tdp_watts"), default=None)
     d.set_defaults(func=cmd_devices)
 
     rep = sub.add_parser("report", help="(re)render report.html and report.md with plots")
@@ -165,6 +144,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except BadInput as e:
         print(f"hwprof: error: {visible(e)}", file=sys.stderr)
+        return 2
+    except OutputError as e:
+        resume = (f"; what was measured is kept: resume with hwprof {getattr(args, 'command', 'run')} --resume "
+                  f"{visible(e.run_dir)} once there is room" if e.run_dir is not None else "")
+        print(f"hwprof: error: {visible(e)}{resume}", file=sys.stderr)
+        return 2
+    except OSError as e:                 # an unreadable input or unwritable output the checks did not foresee
+        where = f"{visible(e.filename)}: " if e.filename else ""
+        print(f"hwprof: error: {where}{visible(e.strerror or e)}", file=sys.stderr)
         return 2
     except Interrupted as e:
         print(f"\nhwprof: interrupted ({e.kept}); resume with: hwprof {e.verb} --resume {visible(e.run_dir)}",

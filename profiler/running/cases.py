@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from hwprof import kernels
+from hwprof.errors import OutputError
 from hwprof.kernels.build import estimate_bytes
 from hwprof.kernels.case import all_finite
 from hwprof.kernels.spec import Spec
@@ -66,9 +67,10 @@ def _replay(b: Built, s: Session) -> None:
     """The family's rounds measured before an interrupt (running.journal), applied again in order; a round
     naming a configuration the family no longer has (it failed to build again) is left out."""
     ref_id = b.plan.reference.config_id
-    before = s.replay.sensors.get((ref_id, "before"))
-    if before is not None:
-        b.before = before
+    for which in ("before", "after"):      # a family the journal finished keeps the sensors it ended with
+        values = s.replay.sensors.get((ref_id, which))
+        if values is not None:
+            setattr(b, which, values)
     by_key = {a.key: a for a in b.family.arms}
     for rec in s.replay.rounds.get(ref_id, []):
         if not all(w["id"] in by_key for w in rec["windows"]):
@@ -108,6 +110,8 @@ def _build_one(spec: Spec, s: Session, b: Built) -> None:
         s.journal.case(cid, arm, b.rel_errors[cid], case.extras, prober.result.impl.to_json())
     except kernels.Unsupported as e:
         b.rows[cid] = base_row(spec, s.device, "unsupported", str(e))
+    except OutputError:            # the disk, not the configuration: the run stops, resumable
+        raise
     except Exception as e:         # one configuration's failure must not lose the others
         release(s.device)
         b.rows[cid] = base_row(spec, s.device, "error", failure_reason(e))

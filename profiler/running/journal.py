@@ -23,6 +23,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hwprof.errors import OutputError
+
 VERSION = 1
 FILE, REJECTED = "rounds.jsonl", "rounds.rejected.jsonl"
 
@@ -136,15 +138,23 @@ class Journal:
 
     def __init__(self, run_dir: Path, suite: str):
         self.path = Path(run_dir) / FILE
+        self.run_dir = Path(run_dir)
         new = not self.path.exists() or self.path.stat().st_size == 0
-        self._fh = open(self.path, "a", encoding="utf-8")
+        try:
+            self._fh = open(self.path, "a", encoding="utf-8")
+        except OSError as e:
+            raise OutputError(self.path, e, self.run_dir) from None
         if new:
             self._write({"type": "journal", "v": VERSION, "suite": suite})
             self.sync()
 
     def _write(self, rec: dict) -> None:
-        self._fh.write(json.dumps(rec, separators=(",", ":"), allow_nan=False, default=_plain) + "\n")
-        self._fh.flush()                      # in the OS's hands: survives the process being killed
+        line = json.dumps(rec, separators=(",", ":"), allow_nan=False, default=_plain) + "\n"
+        try:
+            self._fh.write(line)
+            self._fh.flush()                  # in the OS's hands: survives the process being killed
+        except OSError as e:                  # a full disk: a torn last line, which a resume's strict read sets aside
+            raise OutputError(self.path, e, self.run_dir) from None
 
     def case(self, config_id: str, arm, rel_error: float | None, extras: dict, impl: dict) -> None:
         first = [arm.first.wall, arm.first.joules] if arm.first is not None else None
@@ -162,14 +172,23 @@ class Journal:
         self._write({"type": "sensors", "family": family, "which": which, "values": values})
 
     def sync(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as e:
+            raise OutputError(self.path, e, self.run_dir) from None
 
     def close(self) -> None:
+        """Flush and close; a disk that refuses the last flush loses at most the records since the last sync."""
         try:
             self.sync()
+        except OutputError:
+            pass
         finally:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError:
+                pass
 
 
 def _joules(v):

@@ -5,11 +5,12 @@ import json
 import os
 import re
 import secrets
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from hwprof.errors import BadInput
+from hwprof.errors import BadInput, OutputError
 from hwprof.running.results import SCHEMA_VERSION
 
 
@@ -19,24 +20,55 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same directory, fsync, then rename over the target."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    atomic_write_together({path: data})
+
+
+def atomic_write_together(files: dict[Path, str | bytes]) -> None:
+    """Files that go together (forecast.csv and .json) written whole or not at all: every one to a temp file
+    beside it and fsynced first, then all renamed into place; a failure before the renames leaves the old
+    ones. A disk that refuses is OutputError naming the file."""
+    staged: list[tuple[str, Path]] = []
+    path = None
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        for path, data in files.items():
+            path = Path(path)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            staged.append((tmp, path))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data.encode() if isinstance(data, str) else data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException as e:
+        for tmp, _ in staged:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        if isinstance(e, OSError):
+            raise OutputError(path, e) from None
         raise
 
 
 def write_json(path: Path, data: dict) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+# A run writes a few MiB at most (the quick suite's rounds.jsonl ~0.5 MiB, its report's plots ~1 MiB): less free
+# space than this and it would fill the disk mid-run, so it is refused before anything is measured.
+MIN_FREE_BYTES = 32 * 2**20
+
+
+def check_free_space(directory: Path, need: int = MIN_FREE_BYTES) -> None:
+    """BadInput when the filesystem holding `directory` has less than `need` bytes free."""
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return                      # cannot tell: the writes themselves will say
+    if free < need:
+        raise BadInput(f"{directory}: {free / 2**20:.1f} MiB free on its filesystem; a run needs "
+                       f"{need / 2**20:.0f} MiB at least for its journal, results and report")
 
 
 def _slug(text: str) -> str:
@@ -55,6 +87,7 @@ def create_run_dir(out_dir: Path, suite_name: str, device: str, files: dict[str,
         raise BadInput(f"output directory {out_dir}: cannot create ({e.strerror})") from None
     if not os.access(out_dir, os.W_OK | os.X_OK):
         raise BadInput(f"output directory {out_dir}: not writable")
+    check_free_space(out_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for _ in range(100):
         path = out_dir / f"{stamp}-{_slug(suite_name)}-{_slug(device.replace(':', ''))}-{secrets.token_hex(2)}"

@@ -16,6 +16,7 @@ from typing import Callable
 import pandas as pd
 import torch
 
+from hwprof.errors import OutputError
 from hwprof.kernels.quantized import torchao_version
 from hwprof.kernels.schemes import compute_precision, is_scheme
 from hwprof.measuring.contention import LoadProbe, nvml_other_processes, quiet_check, wait_for_quiet
@@ -98,7 +99,7 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
     # Clocks settle under load: warm up right before the first thing measured. A GPU needs it always (building
     # its cases is brief); a CPU only before measuring roofs, since building and warming every case of the
     # first block keeps it busy for seconds before its first round.
-    if s.device.type == "cuda" or (s.opts.roofs and _roofs_to_measure(s)):
+    if s.device.type == "cuda" or (s.opts.roofs and _roofs_to_measure(s, notify)):
         warm = s.opts.device_warmup_s if s.opts.device_warmup_s is not None else (3.0 if s.device.type == "cuda" else 0.5)
         device_warmup(s.device, warm)
     warm_libraries(s.device)             # their one-time start-up, before the first traced call
@@ -107,16 +108,17 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
             s.roofs = _roofs(s, notify)
     _refresh_peaks(s)
     if s.opts.baseline:
-        s.baseline = load_baseline(s.info)
+        s.baseline = load_baseline(s.info, notify)
         s.meta["machine_history"] = {"fingerprint": s.baseline.fingerprint, "runs": len(s.baseline.runs)}
     check(s.stop)
     if s.rejected_rows:
-        notify(f"{s.rejected_rows} records of results.csv were not whole rows of this run (torn, garbage, a second "
-               f"header or a repeated id): set aside in results.rejected.csv; those configurations are measured again")
+        notify(f"results.csv held {_records(s.rejected_rows)} that are not whole rows of this run (torn, garbage, "
+               f"a second header or a repeated id): set aside in results.rejected.csv; those configurations are "
+               f"measured again")
     s.replay = journal.read(s.run_dir, s.journal_key, {spec.config_id for spec in s.suite.specs} - set(s.done))
     if s.replay.rejected:
-        notify(f"{s.replay.rejected} records of {journal.FILE} were not whole records of this run (a torn line, "
-               f"garbage, or another suite's): set aside in {journal.REJECTED}; what they held is measured again")
+        notify(f"{journal.FILE} held {_records(s.replay.rejected)} that are not whole records of this run (a torn "
+               f"line, garbage, or another suite's): set aside in {journal.REJECTED}; what they held is measured again")
     s.journal = journal.Journal(s.run_dir, s.journal_key)
     torch.manual_seed(s.seed)
     tools = make_tools(s)
@@ -148,6 +150,10 @@ def sweep(s: Session, listener: Listener, notify: Callable[[str], None]) -> None
         writer.close()
     if s.baseline is not None and (added["times"] or added["hefs"]):     # a complete sweep joins the history
         record_run(s.baseline, s.run_dir.name, added["times"], added["hefs"], added["energy"])
+
+
+def _records(n: int) -> str:
+    return f"{n} record{'' if n == 1 else 's'}"
 
 
 def _against_baseline(s: Session, block: list, measured: list[Row], added: dict,
@@ -205,9 +211,9 @@ def _roof_wants(s: Session) -> dict[str, list]:
     return wants
 
 
-def _roofs_to_measure(s: Session) -> bool:
+def _roofs_to_measure(s: Session, notify: Callable[[str], None]) -> bool:
     """Whether getting this run's roofs measures anything (none kept by a resumed run, or cached, for some)."""
-    return "roofs" not in s.meta and roofs_missing(s.info, _roof_wants(s), s.opts.remeasure_roofs)
+    return "roofs" not in s.meta and roofs_missing(s.info, _roof_wants(s), s.opts.remeasure_roofs, notify)
 
 
 def _refresh_peaks(s: Session) -> None:
@@ -274,6 +280,9 @@ def execute(opts: RunOptions, progress: Progress | None = None,
         with stop_at_round_end(session.stop), display as listener:
             sweep(session, listener, notify or (lambda text: None))
         status = "complete"
+    except OutputError as e:             # the disk is full or read-only: what was measured stays, resumable
+        e.run_dir = session.run_dir
+        raise
     except KeyboardInterrupt:
         status = "interrupted"
         if session.journal is not None:

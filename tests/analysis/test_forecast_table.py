@@ -48,6 +48,16 @@ def test_bad_scenarios_exit_2(run_dir, flags, needle, capsys):
     assert needle in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_forecast_that_overflows_writes_nothing_and_keeps_the_last_pair(run_dir, capsys):
+    assert main(["forecast", run_dir, "--years", "5"]) == 0
+    before = {name: open(f"{run_dir}/{name}").read() for name in ("forecast.csv", "forecast.json")}
+    capsys.readouterr()
+    assert main(["forecast", run_dir, "--years", "1e6", "--doublings-per-year", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "overflows" in err and "nothing was written" in err and len(err.strip().splitlines()) == 1
+    assert {name: open(f"{run_dir}/{name}").read() for name in before} == before
+
+
 def test_scenario_toml(tmp_path):
     p = tmp_path / "s.toml"
     p.write_text("power_watts = 700\nyears = 5\nkappa = 0.063\n")
