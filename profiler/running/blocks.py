@@ -106,6 +106,7 @@ def _passes(built: list[Built], s: Session, sensors: Sensors, on_pass: Callable[
             b.family.round()
             if b.family.done:
                 b.after = sensors.snapshot()
+                s.journal.sensors(b.plan.reference.config_id, "after", b.after)
             if s.stop.is_set():           # a signal: stop at this round's end, everything kept so far on disk
                 s.journal.sync()
                 raise KeyboardInterrupt

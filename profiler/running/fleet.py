@@ -21,7 +21,7 @@ import psutil
 import torch
 
 from hwprof.errors import BadInput
-from hwprof.running.fleet_task import TaskSpec, run_task
+from hwprof.running.fleet_task import TaskSpec, run_task, work_dir_name
 from hwprof.running.results import SCHEMA_VERSION, ResultsWriter, Row, drop_rows, read_results
 from hwprof.running.rows import base_row
 from hwprof.running.interrupts import Interrupted
@@ -125,7 +125,7 @@ def run_fleet(opts: FleetOptions, notify: Callable[[str], None] = lambda text: N
     if stored is not None and "fleet" not in stored:
         raise BadInput(f"resume {opts.resume}: not a fleet run")
     suite = (suite_from_data(stored["suite"]["raw"], stored["suite"]["source"]) if stored
-             else load_suite(opts.suite or "quick"))
+             else load_suite("quick" if opts.suite is None else opts.suite))
     address = connect(ray, opts.address, opts.local_nodes)
     places = placements(ray, opts.per, opts.local_nodes)
     if stored is not None:
@@ -150,7 +150,7 @@ def run_fleet(opts: FleetOptions, notify: Callable[[str], None] = lambda text: N
         failure = uuid = ""
         for _attempt in range(opts.retries + 1):
             spec = TaskSpec(p.key, p.node_id, p.kind, suite.source, suite.raw, dict(opts.run_kwargs), list(rows),
-                            opts.fail_after_rows.get(p.key), p.logical)
+                            opts.fail_after_rows.get(p.key), p.logical, work_dir_name(run_dir.name, p.key))
             try:
                 for ref in remote.options(**p.options).remote(spec):
                     kind, payload = ray.get(ref)

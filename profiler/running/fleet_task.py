@@ -6,9 +6,11 @@ tested, and reasoned about, without a cluster.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import queue
+import shutil
 import tempfile
 import threading
 import time
@@ -16,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
+
+from hwprof.errors import BadInput
 
 _DONE = object()
 FLUSH_BEFORE_CRASH_S = 1.0        # fault injection: the time Ray gets to deliver what was sent
@@ -32,6 +36,32 @@ class TaskSpec:
     prior_rows: list[dict] = field(default_factory=list)   # the fleet's rows so far: this device's are kept
     fail_after_rows: int | None = None                 # fault injection for tests: die like a crashed node
     logical: str = ""                                  # a logical node of one machine ("local-0"), else ""
+    # The task's run directory on its node, the same for every attempt (the fleet run's name and the task's
+    # key): a retry resumes it, so the passes and rounds a dead attempt finished are not measured again.
+    work_dir: str = ""
+
+
+TASKS_DIR = "hwprof-fleet-tasks"     # under the node's temporary directory
+
+
+def work_dir_name(fleet_run: str, key: str) -> str:
+    """A task's work_dir: its fleet run's directory name and a digest of its key (keys hold node ids)."""
+    return f"{fleet_run}/{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def task_out_dir(spec: TaskSpec) -> Path:
+    """Where this task's run directory lives on its node: stable across attempts when it has a work_dir."""
+    if not spec.work_dir:
+        return Path(tempfile.mkdtemp(prefix="hwprof-fleet-"))
+    out = Path(tempfile.gettempdir()) / TASKS_DIR / spec.work_dir
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def earlier_attempt(out: Path) -> Path | None:
+    """The run directory a dead attempt of this task left in `out` (None: this is the first attempt)."""
+    runs = sorted(d for d in out.iterdir() if d.is_dir() and (d / "run.json").exists()) if out.exists() else []
+    return runs[-1] if runs else None
 
 
 def device_identity(kind: str, logical: str = "") -> tuple[str, str, str]:
@@ -46,6 +76,18 @@ def device_identity(kind: str, logical: str = "") -> tuple[str, str, str]:
         return host, f"GPU-{props.uuid}", props.name           # torch's uuid is NVML's without the GPU- prefix
     model = cpu_info().model
     return host, f"cpu:{model}@{host}" + (f"#{logical}" if logical else ""), model
+
+
+def _rows_of(run_dir: Path) -> list[dict]:
+    """The rows a run directory holds that pass a resume's checks, as records."""
+    from hwprof.running.resume import verify_results
+    from hwprof.running.rundir import read_run_json
+    try:
+        ids = set(read_run_json(run_dir)["suite"]["config_ids"])
+        done, _ = verify_results(run_dir / "results.csv", ids)
+    except (BadInput, KeyError, TypeError, OSError):
+        return []
+    return [row.as_dict() for row in done.values()]
 
 
 def run_task(spec: TaskSpec) -> Iterator[tuple[str, object]]:
@@ -65,12 +107,27 @@ def run_task(spec: TaskSpec) -> Iterator[tuple[str, object]]:
 
     def work():
         try:
-            out = Path(tempfile.mkdtemp(prefix="hwprof-fleet-"))
-            opts = RunOptions(suite=spec.suite_source, suite_data=spec.suite_data, out_dir=out,
+            out = task_out_dir(spec)
+            before = earlier_attempt(out)
+            opts = RunOptions(suite=spec.suite_source, suite_data=spec.suite_data, out_dir=out, resume=before,
                               device="cuda:0" if spec.kind == "cuda" else "cpu", prior_rows=prior,
                               command=["hwprof fleet task", spec.key], **spec.run_kwargs)
-            result = execute(opts, progress=sink, notify=lambda text: items.put(("warning", text)))
+            if before is not None:           # rows the dead attempt wrote but may not have delivered
+                sent = {r["config_id"] for r in prior}
+                for rec in _rows_of(before):
+                    if rec["config_id"] not in sent:
+                        items.put(("row", rec))
+            try:
+                result = execute(opts, progress=sink, notify=lambda text: items.put(("warning", text)))
+            except BadInput as e:            # the earlier attempt's directory cannot be resumed: start afresh
+                if before is None:
+                    raise
+                items.put(("warning", f"the earlier attempt's run cannot be resumed ({e}); measuring afresh"))
+                opts.resume = None
+                result = execute(opts, progress=sink, notify=lambda text: items.put(("warning", text)))
             items.put(("end", result.meta))
+            if spec.work_dir:                # done: nothing left to resume
+                shutil.rmtree(out, ignore_errors=True)
         except BaseException as e:            # reported to the driver, which turns the rest into error rows
             items.put(("error", f"{type(e).__name__}: {e}"))
         finally:
