@@ -10,7 +10,7 @@ import platform
 import threading
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -143,6 +143,11 @@ def open_session(opts: RunOptions) -> Session:
         check_method(stored_meta, Path(opts.resume), {
             "threads": opts.threads, "seed": opts.seed, "budget_s": opts.budget_s, "ci_target": opts.ci_target,
             "energy": None if opts.energy == "auto" else opts.energy, "flush_l2": opts.flush_l2 or None})
+        # what the rows were placed under and judged by stays the original's: a resume started without the
+        # original's --no-history would judge its rounds by a history the first part never saw
+        kept = stored_meta.get("method_options")
+        kept = {k: v for k, v in kept.items() if isinstance(v, bool)} if isinstance(kept, dict) else {}
+        opts = replace(opts, roofs=kept.get("roofs", opts.roofs), baseline=kept.get("history", opts.baseline))
     stored = stored_meta["suite"] if stored_meta else None
     suite, device = _resolve_suite(opts, stored)
     for name in ("cpu_max_ghz", "cpu_tdp_watts", "quiet_check_s", "wait_quiet_s"):
@@ -193,6 +198,7 @@ def open_session(opts: RunOptions) -> Session:
             "tool": "hwprof", "version": __version__, "schema_version": SCHEMA_VERSION,
             "command": opts.command, "suite": {**suite.resolved(), "raw": suite.raw},
             "device": str(device), "seed": seed, "threads_requested": threads,
+            "method_options": {"roofs": opts.roofs, "history": opts.baseline},
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
     policy = Policy(budget_s=suite.budget_s, ci_target=suite.ci_target, warmup_s=suite.warmup_s,

@@ -79,6 +79,21 @@ def test_a_flag_that_changes_the_method_is_refused_unless_it_matches(tmp_path, c
     assert main(["run", "--resume", str(run_dir), *COMMON, "--seed", "7", "--threads", "2"]) == 0   # the same: fine
 
 
+def test_a_resume_keeps_the_originals_roofs_and_history_choices(tiny_suite, tmp_path):
+    from hwprof.running.session import RunOptions, close_session, open_session
+    fast = dict(energy="none", idle_s=0.0, device_warmup_s=0.0, quiet_check_s=0.0)
+    first = open_session(RunOptions(suite=str(tiny_suite), out_dir=tmp_path, roofs=False, baseline=False, **fast))
+    close_session(first, "interrupted", 0.0)
+    again = open_session(RunOptions(resume=first.run_dir, **fast))          # the flags not given again
+    assert again.opts.roofs is False and again.opts.baseline is False
+    close_session(again, "interrupted", 0.0)
+    meta = json.loads((first.run_dir / "run.json").read_text())
+    (first.run_dir / "run.json").write_text(json.dumps({**meta, "method_options": "garbage"}))
+    third = open_session(RunOptions(resume=first.run_dir, **fast))          # unreadable: the flags as given
+    assert third.opts.roofs is True
+    close_session(third, "interrupted", 0.0)
+
+
 def test_a_run_killed_the_moment_its_directory_appears_can_be_resumed(tmp_path):
     suite = tmp_path / "s.toml"
     suite.write_text(SLOW_SUITE)
