@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from hwprof.kernels.schemes import compute_precision
+from hwprof.running.efficiency import best_roof
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,8 @@ def furthest_below_roof(df: pd.DataFrame, roofs: dict | None, n: int = 3) -> lis
     compute = (roofs or {}).get("compute") or {}
     out = []
     for r in ok.nsmallest(n, "roof_frac").to_dict("records"):
-        c = (compute.get(compute_precision(r["precision"])) or {}).get("flops_per_s")
+        c = best_roof({p: (e or {}).get("flops_per_s") for p, e in compute.items()},
+                      compute_precision(r["precision"]))[0]
         bound = "memory" if c is None or r["roof_flops_per_s"] < c * (1 - 1e-9) else "compute"
         out.append(RoofPlacement(r["config_id"], r["roof_frac"], bound))
     return out

@@ -19,6 +19,7 @@ from hwprof.analysis.summaries import (above_roof, break_even, ci_coverage, cont
 from hwprof.measuring.rounds import BIMODAL_GAP
 from hwprof.presentation.console import si
 from hwprof.presentation.text import visible
+from hwprof.running.efficiency import widened_roofs
 from hwprof.running.rundir import atomic_write_text, read_run_json
 from hwprof.running.results import read_results
 
@@ -142,6 +143,11 @@ def machine_lines(meta: dict) -> list[str]:
         lines.append(f"Measured roofs ({'cached, ' if roofs.get('cached') else ''}measured {roofs.get('measured')}): "
                      f"memory {si(m['bytes_per_s'], 'B/s')} ({m['method']}); compute, best dense matmul over a "
                      f"size sweep: {rates or 'none'}")
+        widened = widened_roofs({p: c.get("flops_per_s") for p, c in roofs["compute"].items()})
+        if widened:
+            lines.append("Held to a wider precision's roof, above their own (their values are exact in it, and a "
+                         "kernel may compute them there): " + "; ".join(
+                             f"{p} rows to the {via} roof {si(rate, 'FLOP/s')}" for p, (via, rate) in widened.items()))
     else:
         lines.append("Measured roofs: not measured for this run (roof_flops_per_s and roof_frac are empty)")
     lines.append(f"Run: {meta.get('status')}, started {meta.get('started')}, ended {meta.get('ended')}, "

@@ -1,7 +1,9 @@
-"""Efficiency arithmetic (pure): rates, hidden-efficiency factors, doublings, MFU."""
+"""Efficiency arithmetic (pure): rates, hidden-efficiency factors, doublings, MFU, roofs."""
 from __future__ import annotations
 
 import math
+
+from hwprof.kernels.precision import EXACT_IN
 
 
 def rate(amount: float | None, cost: float | None) -> float | None:
@@ -34,3 +36,27 @@ def attainable(compute_roof: float | None, memory_roof: float | None, intensity:
     bound = memory_roof * intensity if memory_roof and intensity else None
     candidates = [r for r in (compute_roof, bound) if r]
     return min(candidates) if candidates else None
+
+
+def best_roof(rates: dict[str, float | None], precision: str) -> tuple[float | None, str]:
+    """Pure: the compute roof of `precision` and the precision whose measured roof it is. A precision's own
+    sweep can run a slow kernel (bf16 on a CPU without bf16 arithmetic runs aten's reference loop at 1% of
+    fp32) while another kernel widens the same work to fp32 at full speed; the machine sustains the work at the
+    faster of the two, so the roof is the best of its own and those of the precisions that hold its values
+    exactly (`kernels.precision.EXACT_IN`)."""
+    best, via = rates.get(precision), precision
+    for wider in EXACT_IN.get(precision, ()):
+        rate = rates.get(wider)
+        if rate and (not best or rate > best):
+            best, via = rate, wider
+    return best, via
+
+
+def widened_roofs(rates: dict[str, float | None]) -> dict[str, tuple[str, float]]:
+    """Pure: the precisions held to a wider precision's roof, above their own: {precision: (wider, rate)}."""
+    out = {}
+    for precision in rates:
+        rate, via = best_roof(rates, precision)
+        if via != precision:
+            out[precision] = (via, rate)
+    return out

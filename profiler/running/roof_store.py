@@ -11,6 +11,7 @@ from typing import Callable
 from hwprof.measuring.devices import DeviceInfo
 from hwprof.measuring.stream import MemoryRoof
 from hwprof.running import machine_cache
+from hwprof.running.efficiency import best_roof
 from hwprof.running.machine_cache import fingerprint, read_cached, write_cached
 
 METHOD_VERSION = 3          # bump when the method changes: cached roofs of another method are not reused
@@ -37,8 +38,8 @@ class Roofs:
     cached: bool = False
 
     def compute_roof(self, precision: str) -> float | None:
-        roof = self.compute.get(precision)
-        return roof.flops_per_s if roof else None
+        """The roof a row of `precision` is held to: its own or a wider exact precision's (`best_roof`)."""
+        return best_roof({p: r.flops_per_s for p, r in self.compute.items()}, precision)[0]
 
     def to_json(self) -> dict:
         return {"fingerprint": self.fingerprint, "machine": self.machine, "measured": self.measured,
@@ -51,7 +52,6 @@ class Roofs:
         return cls(d["fingerprint"], d["machine"], d["measured"], MemoryRoof(**d["memory"]),
                    {p: ComputeRoof(**{**r, "tried": tuple(r.get("tried", ()))}) for p, r in d["compute"].items()},
                    d.get("seconds", 0.0), d.get("cached", False))
-
 
 
 def machine_key(info: DeviceInfo) -> dict:

@@ -186,15 +186,16 @@ def raise_roofs(roofs: Roofs, rows: list, run: str) -> list[str]:
     for r in rows:
         if r.status != "ok" or r.kernel != "matmul" or r.sparsity != "dense" or not r.physical_flops:
             continue
-        roof = roofs.compute.get(r.precision)
-        if roof is None or not roof.flops_per_s or not r.time_s_median or not r.time_s_ci_high:
+        roof, held_to = roofs.compute.get(r.precision), roofs.compute_roof(r.precision)
+        if roof is None or not held_to or not r.time_s_median or not r.time_s_ci_high:
             continue
+        # Against the roof the row is held to, which a wider precision's roof may set (`best_roof`).
         rate, slowest = r.physical_flops / r.time_s_median, r.physical_flops / r.time_s_ci_high
-        if slowest > roof.flops_per_s * (1 + RAISE_TOLERANCE) and rate > roof.flops_per_s:
+        if slowest > held_to * (1 + RAISE_TOLERANCE) and rate > held_to:
             roofs.compute[r.precision] = replace(roof, flops_per_s=rate, shape=r.shape, raised_by={
-                "config_id": r.config_id, "run": run, "shape": r.shape, "from_flops_per_s": roof.flops_per_s,
+                "config_id": r.config_id, "run": run, "shape": r.shape, "from_flops_per_s": held_to,
                 "date": time.strftime("%Y-%m-%d")})
-            raised.append(f"{r.precision} {roof.flops_per_s / 1e9:.4g} -> {rate / 1e9:.4g} GFLOP/s by {r.config_id}")
+            raised.append(f"{r.precision} {held_to / 1e9:.4g} -> {rate / 1e9:.4g} GFLOP/s by {r.config_id}")
     if raised:
         _store(roofs)
     return raised

@@ -39,3 +39,17 @@ def test_attainable_is_the_lower_of_the_two_roofs_and_either_alone():
     assert attainable(100.0, 10.0, 2.0) == 20.0 and attainable(100.0, 10.0, 50.0) == 100.0
     assert attainable(100.0, None, 2.0) == 100.0 and attainable(100.0, 10.0, None) == 100.0
     assert attainable(None, 10.0, 2.0) == 20.0 and attainable(None, None, None) is None
+
+
+def test_a_precision_is_held_to_the_best_roof_of_those_that_hold_its_values_exactly():
+    # An AVX2 CPU: bf16's own sweep runs aten's reference loop at 1% of fp32, but bf16 work widened to fp32
+    # (MKL's bf16 GEMM, torch's CPU attention) runs at the fp32 rate, so that is the roof a bf16 row meets.
+    rates = {"fp64": 6e10, "fp32": 1.2e11, "bf16": 1.35e9, "int8": 4e9, "fp16": None}
+    assert eff.best_roof(rates, "bf16") == (1.2e11, "fp32")
+    assert eff.best_roof(rates, "fp16") == (1.2e11, "fp32")       # its own not measured at all
+    assert eff.best_roof(rates, "fp32") == (1.2e11, "fp32")       # fp64 is slower: its own stands
+    assert eff.best_roof(rates, "fp64") == (6e10, "fp64")         # nothing is wider than fp64
+    assert eff.best_roof({"bf16": 3e12, "fp32": 1e12}, "bf16") == (3e12, "bf16")   # AMX: its own is higher
+    assert eff.best_roof(rates, "nf4") == (None, "nf4")
+    assert eff.widened_roofs(rates) == {"bf16": ("fp32", 1.2e11), "fp16": ("fp32", 1.2e11), "int8": ("fp32", 1.2e11)}
+

@@ -157,6 +157,20 @@ def test_a_row_beyond_its_roof_and_its_noise_raises_the_roof_and_says_who(tmp_pa
     assert json.loads(next(tmp_path.glob("roofs/*.json")).read_text())["compute"]["bf16"]["raised_by"]["config_id"] == "b"
 
 
+def test_a_row_is_raised_against_the_wider_roof_it_is_held_to(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWPROF_CACHE_DIR", str(tmp_path))
+    roofs = Roofs("fp", {}, "2026-01-01", MEM, {"bf16": ComputeRoof("bf16", 1.35e9, "1024x1024x1024"),
+                                                 "fp32": ComputeRoof("fp32", 1.2e11, "1024x1024x1024")})
+    flops = 2 * 512 * 1024 * 1024
+    slow_loop = _row("a", "bf16", "512x1024x1024", flops, flops / 1.6e9, flops / 1.5e9)   # beats its own only
+    assert roofs_mod.raise_roofs(roofs, [slow_loop], "run-1") == []
+    assert roofs.compute_roof("bf16") == 1.2e11
+    fast = _row("b", "bf16", "512x1024x1024", flops, flops / 1.5e11, flops / 1.4e11)
+    [said] = roofs_mod.raise_roofs(roofs, [fast], "run-2")
+    assert roofs.compute["bf16"].flops_per_s == pytest.approx(1.5e11) and "120 -> 150" in said
+    assert roofs.compute["bf16"].raised_by["from_flops_per_s"] == 1.2e11
+
+
 def test_attainable_is_the_lower_roof():
     assert eff.attainable(100.0, 10.0, 2.0) == 20.0           # memory-bound: 2 FLOP/B x 10 B/s
     assert eff.attainable(100.0, 10.0, 50.0) == 100.0         # compute-bound
@@ -253,8 +267,8 @@ def test_roofs_round_trip_through_run_json():
     r = Roofs("abc", {"kind": "cpu"}, "2026-11-24", MEM, {"fp32": ComputeRoof("fp32", 1e9, "64x64x64"),
                                                           "tf32": ComputeRoof("tf32", None, reason="no")})
     back = Roofs.from_json(json.loads(json.dumps(r.to_json())))
-    assert back.compute == r.compute and back.memory == MEM and back.compute_roof("tf32") is None
-    assert back.compute_roof("int8") is None and back.compute_roof("fp32") == 1e9
+    assert back.compute == r.compute and back.memory == MEM and back.compute["tf32"].flops_per_s is None
+    assert back.compute_roof("fp64") is None and back.compute_roof("int8") == 1e9 and back.compute_roof("fp32") == 1e9
 
 
 def test_a_real_sweep_on_this_cpu_reaches_a_plausible_rate():

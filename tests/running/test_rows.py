@@ -224,7 +224,10 @@ def test_roof_columns_place_the_work_done_under_the_measured_roofline():
     phys_intensity = (REF.logical_flops // 20) / (3 * 64 * 64 * 4)      # 0.53 FLOP/B: memory-bound
     assert row.roof_flops_per_s == pytest.approx(1e9 * phys_intensity, rel=1e-12)
     assert row.roof_frac == pytest.approx(row.physical_flops_per_s / row.roof_flops_per_s, rel=1e-12)
-    no_roof = ok_row(BF16, _case(BF16), m, CPU, _info(), 0.0, None, {}, {}, roofs)   # bf16 roof not measured
+    widened = ok_row(BF16, _case(BF16), m, CPU, _info(), 0.0, None, {}, {}, roofs)   # bf16 roof not measured:
+    assert widened.roof_flops_per_s == 4e9                                   # held to fp32's, where it is exact
+    fp64 = MatmulSpec((64, 64, 64), "fp64", SparsitySpec("dense", 1.0))
+    no_roof = ok_row(fp64, _case(fp64), m, CPU, _info(), 0.0, None, {}, {}, roofs)   # nothing wider measured
     assert no_roof.roof_flops_per_s == pytest.approx(1e9 * intensity)        # the memory roof alone
     plain = ok_row(REF, _case(REF), m, CPU, _info(), 0.0, None, {}, {})
     assert plain.roof_flops_per_s is None and plain.roof_frac is None
