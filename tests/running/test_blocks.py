@@ -98,3 +98,26 @@ def test_progress_moves_pass_by_pass_before_the_block_writes_its_rows(tiny_suite
     done = [h[1] for h in passes]
     assert done == sorted(done) and 0 < done[0] < total and done[-1] == total     # the last pass finishes them
     assert [h[1] for h in heard if h[0] == "row"] == list(result.results["config_id"])
+
+
+def test_a_model_step_is_built_once_while_its_kernels_are_rebuilt_every_pass(tmp_path, fast_options, monkeypatch):
+    import collections
+
+    import hwprof
+    from hwprof import kernels
+    builds, real_build = collections.Counter(), kernels.build_case
+
+    def build(spec, *a, **kw):
+        builds[spec.config_id] += 1
+        return real_build(spec, *a, **kw)
+    monkeypatch.setattr(kernels, "build_case", build)
+    suite = tmp_path / "m.toml"
+    suite.write_text('name = "m"\nbudget_s = 0.02\nci_target = 0.5\nwarmup_s = 0.0\nmin_window_s = 0.0\n'
+                     'rounds = 3\nround_s = 0.0\n[[model]]\npreset = "tiny"\nprecisions = ["fp32", "bf16"]\n'
+                     'phases = ["decode"]\n')
+    df = hwprof.run_suite(str(suite), **fast_options).set_index("config_id")
+    steps = [c for c in df.index if c.startswith("step/")]
+    linear = next(c for c in df.index if c.startswith("linear/") and "/bf16/" in c)
+    assert steps and all(builds[c] == 1 for c in steps)                  # a step keeps its case, warm
+    assert all(df.loc[c, "rounds"] >= 2 for c in steps)                 # measured over several passes
+    assert builds[linear] >= 3                                           # a kernel is rebuilt every pass
