@@ -34,6 +34,7 @@ class Window:
     wall: float
     joules: float | None
     recorded: bool = False          # the probing call, reused as the first window (already paid for)
+    warm_s: float = 0.0             # the unmeasured call before the window (Arm.warm_each_round), paid for too
 
 
 @dataclass
@@ -87,6 +88,18 @@ class Arm:
     first: Window | None = None        # the probing call, as its first window (calls longer than a window)
     last_round_s: float = 0.0          # what its last round cost it (the estimate of the next one's)
     key: str = ""                      # who it is, for a journal of its rounds (the runner's config_id)
+    # One unmeasured call before each window: for a callable whose window holds a single call and whose
+    # first call after other work is not its steady state (a model step, whose heap and caches the kernels
+    # of other families took over between its rounds).
+    warm_each_round: bool = False
+
+    def warm_up(self, timer: Timer) -> float:
+        """The unmeasured call before a window, if it takes one: its seconds (0.0 when none)."""
+        return timer.time_batch(self.fn, 1) if self.warm_each_round else 0.0
+
+    def window_cost(self, round_s: float) -> float:
+        """What a window of this callable costs before any was measured: at least one call, and its warm-up."""
+        return max(round_s, self.call_s) + (self.call_s if self.warm_each_round else 0.0)
 
 
 # A probing call at least this long stands in for the configuration's first window: the one-time costs a

@@ -147,15 +147,16 @@ class Family:
         row's cost is its probe and warm-up (or its windows, when it is measured alone)."""
         charged: dict[int, float] = {}
         for i, w in enumerate(windows):
+            paid = w.wall + w.warm_s
             if w.arm is not self.reference:
-                charged[id(w.arm)] = charged.get(id(w.arm), 0.0) + w.wall
-                w.arm.cost_s += 0.0 if w.recorded else w.wall
+                charged[id(w.arm)] = charged.get(id(w.arm), 0.0) + paid
+                w.arm.cost_s += 0.0 if w.recorded else paid
                 continue
             near = [windows[j].arm for j in (i - 1, i + 1)
                     if 0 <= j < len(windows) and windows[j].arm is not self.reference]
             for a in near:
-                a.cost_s += w.wall / len(near)
-                charged[id(a)] = charged.get(id(a), 0.0) + w.wall / len(near)
+                a.cost_s += paid / len(near)
+                charged[id(a)] = charged.get(id(a), 0.0) + paid / len(near)
         for w in windows:
             if id(w.arm) in charged:
                 w.arm.last_round_s = charged[id(w.arm)]
@@ -166,7 +167,7 @@ class Family:
         if arm.last_round_s:
             return arm.last_round_s
         paired = self.reference is not None and arm is not self.reference
-        return max(self.round_s, arm.call_s) + (max(self.round_s, self.reference.call_s) if paired else 0.0)
+        return arm.window_cost(self.round_s) + (self.reference.window_cost(self.round_s) if paired else 0.0)
 
     def _slow(self, windows: list[Window]) -> bool:
         """The host was busier than usual: the round's reference windows, by their median, ran
@@ -176,6 +177,7 @@ class Family:
 
     def _window(self, arm: Arm) -> Window:
         with arm.context():
+            warm_s = arm.warm_up(self.timer)
             if self.per_round_energy:
                 self.meter.start()
             samples, calls, wall = run_window(arm.fn, arm.batch, self.timer, self.round_s)
@@ -184,7 +186,7 @@ class Family:
         joules = None
         if reading is not None:
             joules = reading.energy_j if reading.energy_j is not None else math.nan
-        return Window(arm, samples, calls, wall, joules)
+        return Window(arm, samples, calls, wall, joules, warm_s=warm_s)
 
     def _keep(self, windows: list[Window], load: WindowLoad | None) -> None:
         for w in windows:

@@ -7,7 +7,7 @@ One JSON object a line (format version VERSION):
 - {"type": "case", "id": config_id, "batch", "call_s", "cost_s", "cap_s", "first": [seconds, joules] | null,
   "rel_error", "extras", "impl"}: a configuration built, probed and warmed up (what its arm starts from);
 - {"type": "round", "family": reference config_id, "kept": bool, "busy": bool, "slow": bool,
-  "windows": [{"id", "samples", "calls", "wall", "joules", "recorded"}], "load": {...} | null}: a family's
+  "windows": [{"id", "samples", "calls", "wall", "joules", "recorded", "warm_s"}], "load": {...} | null}: a family's
   round, kept or dropped, with every window's per-call times, calls, seconds and joules and the load probe;
 - {"type": "sensors", "family", "which": "before" | "after", "values": {...}}: clock and temperature.
 Lines are written as the work happens and fsynced at the end of every pass. Reading is strict: a line that
@@ -41,7 +41,7 @@ def _window_ok(w) -> bool:
             and w["samples"] and all(_number(x) for x in w["samples"]) and isinstance(w.get("calls"), int)
             and w["calls"] > 0 and _number(w.get("wall")) and (w.get("joules") in (None, "nan") or
                                                               _number(w["joules"]))
-            and isinstance(w.get("recorded", False), bool))
+            and isinstance(w.get("recorded", False), bool) and _number(w.get("warm_s", 0.0)))
 
 
 def valid(rec, suite: str, known: set[str]) -> bool:
@@ -165,7 +165,8 @@ class Journal:
     def round(self, family: str, windows, load, busy: bool, slow: bool) -> None:
         self._write({"type": "round", "family": family, "kept": not (busy or slow), "busy": busy, "slow": slow,
                      "windows": [{"id": w.arm.key, "samples": w.samples, "calls": w.calls, "wall": w.wall,
-                                  "joules": _joules(w.joules), "recorded": w.recorded} for w in windows],
+                                  "joules": _joules(w.joules), "recorded": w.recorded, "warm_s": w.warm_s}
+                                 for w in windows],
                      "load": load.__dict__ if load is not None else None})
 
     def sensors(self, family: str, which: str, values: dict) -> None:

@@ -174,3 +174,16 @@ def test_a_configuration_beside_a_reference_at_two_speeds_is_flagged_by_its_hef(
     f.finish()
     assert "bimodal" in f.measurement(a).flags and "bimodal" in f.measurement(ref).flags
     assert two_speeds(f.measurement(a).config.round_medians, 0.15) is None     # its own times never moved
+
+
+def test_a_callable_warmed_each_round_gets_one_unmeasured_call_before_each_window_and_pays_for_it(clock):
+    f, timer, (a,), ref = family(clock, [SLOW], rounds=3, budget_s=0.0)
+    a.warm_each_round, a.call_s, ref.call_s = True, 1.0, 0.5   # calls known from their probes
+    assert f.round_cost(a) == 1.0 + 1.0 + 0.5                # a window, its warm-up, a reference window beside it
+    run(f)
+    seen = [c for c, _ in timer.log]
+    assert seen[:3] == [1.0, 1.0, 0.5]                       # warm a, a, r
+    assert seen[3:6] == [0.5, 1.0, 1.0]                      # r, warm a, a: the reversed round
+    assert len(a.side.round_medians) == 3 and a.side.samples == [1.0, 1.0, 1.0]   # the warm calls not sampled
+    assert a.cost_s == pytest.approx(3 * (1.0 + 1.0 + 0.5))  # each warm-up is the configuration's to pay
+    assert f.measurement(a).hef_time == 0.5

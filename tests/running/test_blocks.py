@@ -112,7 +112,7 @@ def test_a_model_step_is_built_once_while_its_kernels_are_rebuilt_every_pass(tmp
         return real_build(spec, *a, **kw)
     monkeypatch.setattr(kernels, "build_case", build)
     suite = tmp_path / "m.toml"
-    suite.write_text('name = "m"\nbudget_s = 0.02\nci_target = 0.5\nwarmup_s = 0.0\nmin_window_s = 0.0\n'
+    suite.write_text('name = "m"\nbudget_s = 0.06\nci_target = 0.5\nwarmup_s = 0.0\nmin_window_s = 0.0\n'
                      'rounds = 3\nround_s = 0.0\n[[model]]\npreset = "tiny"\nprecisions = ["fp32", "bf16"]\n'
                      'phases = ["decode"]\n')
     df = hwprof.run_suite(str(suite), **fast_options).set_index("config_id")
@@ -121,3 +121,9 @@ def test_a_model_step_is_built_once_while_its_kernels_are_rebuilt_every_pass(tmp
     assert steps and all(builds[c] == 1 for c in steps)                  # a step keeps its case, warm
     assert all(df.loc[c, "rounds"] >= 2 for c in steps)                 # measured over several passes
     assert builds[linear] >= 3                                           # a kernel is rebuilt every pass
+    import json
+    [run_dir] = (tmp_path / "reports").iterdir()
+    windows = [w for line in (run_dir / "rounds.jsonl").read_text().splitlines()
+               for w in json.loads(line).get("windows", [])]
+    warm = {w["id"]: w["warm_s"] > 0 for w in windows}
+    assert all(warm[c] for c in steps if not c.endswith("/hollow")) and not warm[linear]  # a step is warmed each round
