@@ -20,8 +20,11 @@ import pandas as pd
 from hwprof.kernels.model import non_embedding_params, standard_flops_per_token
 from hwprof.running.modelplan import ModelPlan
 
+# a kernel's flags that say something of the whole step it belongs to (not nonfinite or upcast-fp32: its own)
 FLAGS_CARRIED = ("contended", "stalled", "noisy", "throttled", "estimate", "short-window", "few-repeats",
                  "few-rounds", "reference-impl", "bimodal", "slow-machine", "off-history")
+# |unexplained_share| above this flags a model row `unexplained`: its kernels alone do not account for its step
+UNEXPLAINED_LIMIT = 0.15
 
 
 @dataclass
@@ -59,8 +62,23 @@ class ModelRow:
 
 
 COLUMNS = ["pass" if f.name == "pass_" else f.name for f in fields(ModelRow)]
-BREAKDOWN_COLUMNS = ["model", "phase", "precision", "sparsity", "pass", "group", "role", "config_id", "count",
-                     "time_s_per_token", "share_of_step"]
+# model_breakdown.csv's columns, each with its description (the manual's reference is made from this)
+BREAKDOWN_DOCS = {
+    "model": "the [[model]] group's name",
+    "phase": "prefill or decode",
+    "precision": "the step's precision or scheme",
+    "sparsity": "the pruning of its linear layers' weights",
+    "pass": "fwd",
+    "group": "what the part is: projections, attention, mlp, lm_head, norms, activation, rotary, residual, "
+             "embedding, kv_cache, head_merge, glue (the Python between kernels: the hollow step), unexplained",
+    "role": "the part's place in the step (q_proj, mlp_up, rmsnorm, kv_append, glue, ...)",
+    "config_id": "the kernel measured alone for this part (empty for unexplained)",
+    "count": "how often one step runs it (n_layers for a layer's kernel)",
+    "time_s_per_token": "count x the kernel's time per call, per token (unexplained: the measured step's time "
+                        "less the parts')",
+    "share_of_step": "its share of the measured step's time",
+}
+BREAKDOWN_COLUMNS = list(BREAKDOWN_DOCS)
 
 
 def scale_depth(t_k: float, head: float, layer: float, glue_n: float, k: int, n: int) -> float:
@@ -168,6 +186,9 @@ def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
     if plan.steps and not full and not trained:
         reason = "; ".join(x for x in (f"measured {plan.steps[0].depth} of {m.n_layers} layers deep, scaled to "
                                        f"{m.n_layers} by the step's kernels", reason) if x)
+    unexplained = 1.0 - pred / t if pred is not None and t and not trained else None
+    if unexplained is not None and abs(unexplained) > UNEXPLAINED_LIMIT:
+        flags.append("unexplained")
     return ModelRow(
         **base, status="ok", reason=reason,
         logical_flops_per_token=flops / tokens if flops is not None else None,
@@ -179,7 +200,7 @@ def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
         hef_energy=at_full("hef_energy") or (e_ref / e if e and e_ref else None),
         predicted_time_s_per_token=pred / tokens if pred is not None else None,
         predicted_hef_time=pred_ref / pred if pred and pred_ref else None,
-        unexplained_share=1.0 - pred / t if pred is not None and t and not trained else None,
+        unexplained_share=unexplained,
         energy_source=sources[0] if len(sources) == 1 else "+".join(sources),
         flags=",".join(dict.fromkeys(flags)))
 

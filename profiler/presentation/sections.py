@@ -6,7 +6,7 @@ import pandas as pd
 
 from hwprof.analysis import fleet
 from hwprof.analysis.claims import check_claims
-from hwprof.analysis.models import model_table, plans_of
+from hwprof.analysis.models import UNEXPLAINED_LIMIT, model_table, plans_of
 
 MODEL_COLUMNS = ["model", "phase", "precision", "sparsity", "pass", "status", "layers_measured", "time_s_per_token",
                  "energy_j_per_token", "tokens_per_s", "tokens_per_j", "hef_time", "hef_energy",
@@ -25,7 +25,7 @@ def sections(df: pd.DataFrame, meta: dict) -> list[tuple[str, str, pd.DataFrame]
                     "the sequence at once; decode: one token against the KV cache), its hef against the same model "
                     "in dense fp32, the prediction its kernels make (their count-weighted sum, with the step's "
                     "own glue between them) and the share of the step no kernel explains. A step measured "
-                    f"shallower than the model is scaled to its depth by its kernels ({n}).",
+                    f"shallower than the model is scaled to its depth by its kernels ({n})." + _unexplained(models),
                     models[[c for c in MODEL_COLUMNS if c in models.columns]]))
     if meta.get("fleet"):
         out += fleet_sections(df, meta)
@@ -33,6 +33,16 @@ def sections(df: pd.DataFrame, meta: dict) -> list[tuple[str, str, pd.DataFrame]
     out.append(("Claims", "Published efficiency claims checked on this run (hwprof claims); verdict thresholds "
                 "are in hwprof/analysis/claims.py.", claims))
     return out
+
+
+def _unexplained(models: pd.DataFrame) -> str:
+    flagged = models[models["flags"].fillna("").str.split(",").apply(lambda f: "unexplained" in f)]
+    if flagged.empty:
+        return ""
+    which = "; ".join(f"{r.model} {r.phase} {r.precision} {r.unexplained_share:+.0%}" for r in flagged.itertuples())
+    return (f" Flagged unexplained, their kernels alone differ from the step by more than {UNEXPLAINED_LIMIT:.0%}: "
+            f"{which}. Their measured step stands; their breakdown does not account for it (kernels measured alone "
+            "keep their weights in cache and their threads awake, which a whole step does not).")
 
 
 def fleet_sections(df: pd.DataFrame, meta: dict) -> list[tuple[str, str, pd.DataFrame]]:

@@ -119,6 +119,9 @@ FLAGS: dict[str, str] = {
                       "dense CPU matmul), not the hardware's fast path",
     "slow-machine": "the block's references ran 5% or more slower than this machine's quiet state (its history)",
     "off-history": "the hef's interval misses every value of this configuration's last runs on this machine",
+    "unexplained": "models.csv: the measured step and the sum of its kernels measured alone differ by more than "
+                   "15% of the step: the breakdown does not account for the step (caches its weights miss, "
+                   "threads waking between kernels, the allocator); the step's own figures stand",
     "bimodal": "the round medians or per-round hef ratios split into two groups at a gap of 15% or more: two speeds",
 }
 

@@ -53,6 +53,16 @@ def test_the_measured_step_the_kernel_sum_and_the_unexplained_share():
     assert r.logical_flops_per_token == pytest.approx(1e6 / 64) and r.energy_j_per_token is None
 
 
+@pytest.mark.parametrize("kernel_s, flagged", [(0.0040 * 0.86, False), (0.0040 * 0.84, True), (0.0040 * 1.16, True),
+                                               (0.0040, False)])
+def test_a_step_its_kernels_do_not_account_for_beyond_15_percent_is_flagged_unexplained(kernel_s, flagged):
+    plan = _plan()
+    n = sum(p.count for p in plan.parts)
+    r = combine(_rows(plan, lambda cid: 0.004, lambda cid: kernel_s / n), plan)
+    assert r.unexplained_share == pytest.approx(1 - kernel_s / 0.004)
+    assert ("unexplained" in r.flags.split(",")) == flagged
+
+
 def test_a_paired_hef_and_its_interval_come_from_the_step_row():
     plan = _plan()
     df = _rows(plan, lambda cid: 0.004, lambda cid: 1e-4)
@@ -100,7 +110,9 @@ def test_energy_figures_and_mixed_sources():
 @pytest.mark.parametrize("flag", ["contended", "noisy", "estimate", "few-rounds", "reference-impl", "slow-machine"])
 def test_the_steps_caveats_carry_to_the_model_row(flag):
     plan = _plan()
-    r = combine(_rows(plan, lambda cid: 1e-3, lambda cid: 1e-5, flags_of={plan.steps[0].config_id: f"{flag},upcast-fp32"}), plan)
+    n = sum(p.count for p in plan.parts)                             # kernels that account for the step
+    r = combine(_rows(plan, lambda cid: 1e-3, lambda cid: 1e-3 / n,
+                      flags_of={plan.steps[0].config_id: f"{flag},upcast-fp32"}), plan)
     assert r.flags == flag                                           # upcast-fp32 describes a kernel, not the model
 
 
