@@ -138,7 +138,7 @@ def column_name(field_name: str) -> str:
 
 
 # The columns, in order, are the Row's fields: one definition. DESIGN.md's contract is the prefix up to
-# `flags`; what follows was added since and is documented in the README.
+# `flags`; what follows was added since and is documented in the manual (docs/reference/results.md).
 ALL_COLUMNS = [column_name(f.name) for f in fields(Row)]
 COLUMNS = ALL_COLUMNS[: ALL_COLUMNS.index("flags") + 1]
 EXTRA_COLUMNS = ALL_COLUMNS[len(COLUMNS):]

@@ -14,6 +14,12 @@ from hwprof.errors import BadInput, OutputError
 from hwprof.running.results import SCHEMA_VERSION
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
@@ -34,6 +40,7 @@ def atomic_write_together(files: dict[Path, str | bytes]) -> None:
             path = Path(path)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             staged.append((tmp, path))
+            os.chmod(tmp, 0o666 & ~_umask())   # mkstemp's 0600 would make run.json unreadable to the group
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data.encode() if isinstance(data, str) else data)
                 fh.flush()

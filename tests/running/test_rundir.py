@@ -55,3 +55,17 @@ def test_read_run_json_checks_tool_and_schema(tmp_path):
     with pytest.raises(BadInput, match="not a directory"):
         read_run_json(tmp_path / "nope")
     assert json.loads(json.dumps({"ok": 1}))
+
+
+def test_an_atomically_written_file_has_the_permissions_of_a_plain_one(tmp_path):
+    import os
+    import stat
+    from hwprof.running.rundir import atomic_write_text
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "run.json", "{}")
+        (tmp_path / "plain").write_text("{}")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "run.json").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o644   # not mkstemp's 0600
