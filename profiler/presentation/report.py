@@ -143,7 +143,8 @@ def machine_lines(meta: dict) -> list[str]:
         lines.append(f"Measured roofs ({'cached, ' if roofs.get('cached') else ''}measured {roofs.get('measured')}): "
                      f"memory {si(m['bytes_per_s'], 'B/s')} ({m['method']}); compute, best dense matmul over a "
                      f"size sweep: {rates or 'none'}")
-        widened = widened_roofs({p: c.get("flops_per_s") for p, c in roofs["compute"].items()})
+        widened = {p: v for p, v in widened_roofs({p: c.get("flops_per_s") for p, c in roofs["compute"].items()}).items()
+                   if roofs["compute"][p].get("flops_per_s")}      # a precision with no kernel here has no rows
         if widened:
             lines.append("Held to a wider precision's roof, above their own (their values are exact in it, and a "
                          "kernel may compute them there): " + "; ".join(

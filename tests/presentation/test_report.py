@@ -94,3 +94,16 @@ def test_findings_name_rows_that_ran_at_two_speeds(two_runs):
     df.loc[df["config_id"] == cid, "flags"] = "bimodal,estimate"
     [line] = [line for line in findings(df, meta) if "two speeds" in line]
     assert line.startswith("1 rows ran at two speeds") and "gap of 15% or more" in line and cid in line
+
+
+def test_the_report_names_the_precisions_held_to_a_wider_roof_and_only_those_with_a_kernel():
+    from hwprof.presentation.report import machine_lines
+    memory = {"bytes_per_s": 2e10, "method": "triad"}
+    compute = {"fp32": {"flops_per_s": 1.26e11, "shape": "a"}, "bf16": {"flops_per_s": 1.33e9, "shape": "b"},
+               "tf32": {"flops_per_s": None, "shape": "", "reason": "no kernel"}}
+    lines = machine_lines({"roofs": {"memory": memory, "compute": compute, "measured": "2026-12-02"}})
+    [held] = [line for line in lines if line.startswith("Held to")]
+    assert "bf16 rows to the fp32 roof 126 GFLOP/s" in held and "tf32" not in held
+    amx = {"fp32": {"flops_per_s": 1e11, "shape": "a"}, "bf16": {"flops_per_s": 3e11, "shape": "b"}}
+    assert not [line for line in machine_lines({"roofs": {"memory": memory, "compute": amx, "measured": "x"}})
+                if line.startswith("Held to")]
