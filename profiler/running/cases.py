@@ -56,6 +56,9 @@ def build_family(plan, s: Session, probe: LoadProbe) -> Built:
         b.rows.pop(ref_id, None)             # its row is not written again
     b.ref_arm = b.arms.get(ref_id)
     configs = [b.arms[c.config_id] for c in plan.configs if c.config_id in b.arms and c.config_id != ref_id]
+    for arm in configs:
+        if arm.warm_each_round:
+            arm.cap_s = step_cap(arm, b.ref_arm, s.policy.rounds, s.policy.round_s)
     if configs or b.ref_arm is not None:
         quiet = s.baseline.quiet_s(ref_id) if s.baseline is not None else None
         b.family = Family(configs, b.ref_arm, s.timer, s.meter, s.policy, probe, quiet)
@@ -133,6 +136,18 @@ def _restore(spec: Spec, rec: dict, s: Session, b: Built) -> None:
         arm.first = Window(arm, [rec["first"][0]], 1, rec["first"][0], rec["first"][1])
     arm.warm_each_round = warms_each_round(spec, arm, s)
     b.arms[cid], b.cases[cid] = arm, case
+
+
+# What a model step's rounds may cost at most: it is what models.csv (and a forecast) stands on, so it gets the
+# suite's rounds, warm-ups and reference windows included, where a kernel's cap is twice its budget plus a call.
+STEP_CAP_S = 60.0
+
+
+def step_cap(arm: Arm, ref: Arm | None, rounds: int, round_s: float) -> float:
+    """Pure: the cap of a step warmed each round: its `rounds` rounds (its window and warm-up, and the
+    reference's beside it), within STEP_CAP_S, and never below the cap it had."""
+    per_round = arm.window_cost(round_s) + (ref.window_cost(round_s) if ref is not None else 0.0)
+    return max(arm.cap_s, min(STEP_CAP_S, arm.cost_s + rounds * per_round))
 
 
 def warms_each_round(spec: Spec, arm: Arm, s: Session) -> bool:

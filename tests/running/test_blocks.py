@@ -127,3 +127,17 @@ def test_a_model_step_is_built_once_while_its_kernels_are_rebuilt_every_pass(tmp
                for w in json.loads(line).get("windows", [])]
     warm = {w["id"]: w["warm_s"] > 0 for w in windows}
     assert all(warm[c] for c in steps if not c.endswith("/hollow")) and not warm[linear]  # a step is warmed each round
+
+
+def test_a_warmed_steps_cap_buys_the_suites_rounds_within_a_minute():
+    from hwprof.measuring.arm import Arm
+    from hwprof.running.cases import STEP_CAP_S, step_cap
+    step = Arm(lambda: None, call_s=1.0, cost_s=1.0, cap_s=2 * 1.6 + 1.0, warm_each_round=True)
+    ref = Arm(lambda: None, call_s=0.3, warm_each_round=True)
+    # a round: the step's warm-up and window (2 x 1.0 s) and the reference's (2 x 0.3 s); 8 of them after its probe
+    assert step_cap(step, ref, rounds=8, round_s=0.1) == 1.0 + 8 * (2.0 + 0.6)
+    assert step_cap(step, None, rounds=8, round_s=0.1) == 1.0 + 8 * 2.0
+    slow = Arm(lambda: None, call_s=10.0, cost_s=10.0, cap_s=2 * 1.6 + 10.0, warm_each_round=True)
+    assert step_cap(slow, ref, rounds=8, round_s=0.1) == STEP_CAP_S          # a minute at most
+    short = Arm(lambda: None, call_s=0.01, cost_s=0.01, cap_s=5.0, warm_each_round=True)
+    assert step_cap(short, None, rounds=2, round_s=0.1) == 5.0               # never below the cap it had
