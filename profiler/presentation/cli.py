@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from hwprof.analysis.forecast_table import Scenario
 from hwprof.errors import BadInput, OutputError
 from hwprof.measuring.meters import ENERGY_CHOICES
 from hwprof.presentation.commands import (cmd_claims, cmd_compare, cmd_devices, cmd_fleet, cmd_forecast, cmd_report,
@@ -36,7 +37,9 @@ def _suite_options(r: argparse.ArgumentParser) -> None:
                         "(default quick)")
     r.add_argument("--out", type=Path, default=Path("reports"), help="directory for run directories (default reports/)")
     r.add_argument("--seed", type=_bounded("seed"), default=None, help="seed of the inputs (default 0; a resume keeps its own)")
-    r.add_argument("--energy", default="auto", choices=ENERGY_CHOICES, help="energy meter (default auto)")
+    r.add_argument("--energy", default="auto", choices=ENERGY_CHOICES,
+                   help="energy meter (default auto: NVML for a GPU, RAPL for a CPU, else the estimate); rapl and "
+                        "estimate are refused for a CUDA device, whose joules are not the CPU package's")
     r.add_argument("--cpu-tdp-watts", type=_bounded("cpu_tdp_watts"), default=None, help="TDP for the CPU energy estimate")
     r.add_argument("--flush-l2", action="store_true", help="CUDA: flush L2 before each timed batch")
     r.add_argument("--threads", type=_bounded("threads"), default=None, help="CPU: torch intra-op threads")
@@ -83,30 +86,34 @@ def build_parser() -> argparse.ArgumentParser:
     fl.set_defaults(func=cmd_fleet)
 
     d = sub.add_parser("devices", help="devices, peak table entries and energy meters")
-    d.add_argument("--cpu-tdp-watts", type=_bounded("cpu_tdp_watts"), default=None)
+    d.add_argument("--cpu-tdp-watts", type=_bounded("cpu_tdp_watts"), default=None,
+                   help="TDP for the CPU energy estimate (default: 7 W per usable CPU)")
     d.set_defaults(func=cmd_devices)
 
     rep = sub.add_parser("report", help="(re)render report.html and report.md with plots")
-    rep.add_argument("run_dir", type=Path)
+    rep.add_argument("run_dir", type=Path, help="a run directory")
     rep.set_defaults(func=cmd_report)
 
     c = sub.add_parser("compare", help="ratios per matching configuration of two runs")
-    c.add_argument("run_a", type=Path)
-    c.add_argument("run_b", type=Path)
+    c.add_argument("run_a", type=Path, help="the run the ratios are against")
+    c.add_argument("run_b", type=Path, help="the run compared with it")
     c.add_argument("--out", type=Path, default=None, help="where to write compare.csv/.md (default: RUN_B)")
     c.add_argument("--allow-unlike", action="store_true",
                    help="compare runs measured with different meters, threads, torch or devices (flagged)")
     c.set_defaults(func=cmd_compare)
 
     f = sub.add_parser("forecast", help="feed measured efficiency into the scaling-law forecast")
-    f.add_argument("run_dir", type=Path)
+    f.add_argument("run_dir", type=Path, help="a run directory whose rows have a logical FLOP/J")
     f.add_argument("--scenario", type=Path, default=None, help="scenario TOML (flags override its values)")
-    f.add_argument("--power-watts", type=float, default=None)
-    f.add_argument("--years", type=float, default=None)
-    f.add_argument("--doublings-per-year", type=float, default=None)
-    f.add_argument("--kappa", type=float, default=None)
+    f.add_argument("--power-watts", type=float, default=None, help=f"the constant power budget P0 (default {Scenario.power_watts:g})")
+    f.add_argument("--years", type=float, default=None, help=f"the horizon T in years (default {Scenario.years:g})")
+    f.add_argument("--doublings-per-year", type=float, default=None,
+                   help=f"beta: doublings of efficiency a year after E0 (default {Scenario.doublings_per_year:g})")
+    f.add_argument("--kappa", type=float, default=None,
+                   help="the loss's compute exponent (default: the law's compute-optimal one)")
     f.add_argument("--law", choices=["chinchilla"], default=None, help="derive kappa from a published law")
-    f.add_argument("--target-ratio", type=float, default=None)
+    f.add_argument("--target-ratio", type=float, default=None,
+                   help=f"the excess-loss ratio to report the years to (default {Scenario.target_ratio:g})")
     f.add_argument("--train-params", type=float, default=None, help="model parameters N for the training-cost view")
     f.add_argument("--train-tokens", type=float, default=None, help="training tokens D for the training-cost view")
     f.add_argument("--model", default=None, metavar="NAME",
@@ -116,11 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_forecast)
 
     cl = sub.add_parser("claims", help="published efficiency claims checked against a run's measurements")
-    cl.add_argument("run_dir", type=Path)
+    cl.add_argument("run_dir", type=Path, help="a run directory")
     cl.set_defaults(func=cmd_claims)
 
     v = sub.add_parser("validate", help="cross-check measurements against peer tools")
-    v.add_argument("--device", default="auto")
+    v.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     v.add_argument("--quick", action="store_true", help="fewer, smaller checks")
     v.add_argument("--model", default=None, metavar="NAME|FILE",
                    help="instead: hwprof's whole prefill and decode steps of a preset or a config.json against the "
