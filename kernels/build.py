@@ -41,7 +41,7 @@ def build_case(spec: Spec, device: torch.device, seed: int = 0, probe: bool = Tr
     elif isinstance(spec, StepSpec):
         case = build_step(spec, device, seed)
     elif is_scheme(spec.precision):
-        case = build_quantized(spec, device, seed)
+        case = build_quantized(spec, device, seed, first_call=probe)
     elif spec.kernel in ("linear", "conv1d"):
         case = build_linear(spec, device, seed)
     else:

@@ -113,3 +113,17 @@ def test_a_scheme_torchao_has_no_cpu_kernel_for_is_unsupported_naming_what_is_mi
             build_case(MatmulSpec((16, 256, 256), scheme), CPU)
         except Unsupported as e:
             assert scheme in str(e) and "torchao" in str(e)
+
+
+def test_a_rebuilt_scheme_case_is_quantized_again_without_a_call(monkeypatch):
+    pytest.importorskip("torchao")
+    calls = []
+    real = torch.nn.Linear.forward
+    monkeypatch.setattr(torch.nn.Linear, "forward", lambda self, x: calls.append(1) or real(self, x))
+    spec = MatmulSpec((16, 64, 64), "w8a16", SparsitySpec("dense"))
+    case, out = build_case(spec, torch.device("cpu"), 0)
+    first = len(calls)
+    assert first >= 2 and out is not None                    # torchao's refusal check, then the probing call
+    again, none = build_case(spec, torch.device("cpu"), 0, probe=False)
+    assert len(calls) == first and none is None                 # a rebuild: quantized again, not called
+    assert torch.equal(again.run(), case.run())                 # the same seed, the same weights
