@@ -73,3 +73,30 @@ def test_a_journal_of_another_suite_is_set_aside_whole(tmp_path):
 def test_nan_joules_stay_nan_and_unmetered_stay_none():
     assert journal._joules(float("nan")) == "nan" and journal.window_joules("nan") != journal.window_joules("nan")
     assert journal._joules(None) is None and journal.window_joules(None) is None and journal.window_joules(1.5) == 1.5
+
+
+def test_a_warmed_arms_warm_ups_are_journaled_and_replayed_into_its_cost(clock, tmp_path):
+    jr = journal.Journal(tmp_path, "suite-1")
+    f, arms, ref = _family(clock, jr=jr)
+    arms[1].warm_each_round = True                        # a step's warm-up before each of its windows
+    f.round()
+    jr.close()
+    rec = journal.read(tmp_path, "suite-1", {"a", "b", "r"})
+    warm = {w["id"]: w["warm_s"] for w in rec.rounds["r"][0]["windows"]}
+    assert warm["b"] == 1.0 and warm["a"] == 0.0 and rec.rejected == 0
+    g, garms, gref = _family(clock)
+    by_key = {a.key: a for a in g.arms}
+    from hwprof.measuring.arm import Window
+    for r in rec.rounds["r"]:
+        g.replay([Window(by_key[w["id"]], w["samples"], w["calls"], w["wall"], journal.window_joules(w["joules"]),
+                         w["recorded"], w["warm_s"]) for w in r["windows"]], None, r["busy"], r["slow"])
+    assert [a.cost_s for a in garms] == [a.cost_s for a in arms]
+    h, harms, _ = _family(clock)
+    by_key = {a.key: a for a in h.arms}
+    for r in rec.rounds["r"]:                              # the same round with its warm-up left out
+        h.replay([Window(by_key[w["id"]], w["samples"], w["calls"], w["wall"], journal.window_joules(w["joules"]),
+                         w["recorded"]) for w in r["windows"]], None, r["busy"], r["slow"])
+    assert garms[1].cost_s - harms[1].cost_s == pytest.approx(1.0) and garms[0].cost_s == harms[0].cost_s
+    older = dict(rec.rounds["r"][0], windows=[{k: v for k, v in w.items() if k != "warm_s"}
+                                              for w in rec.rounds["r"][0]["windows"]])
+    assert all(journal._window_ok(w) for w in older["windows"])   # a journal from before warm-ups still reads
