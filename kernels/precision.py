@@ -35,7 +35,7 @@ ATTENTION_PRECISIONS = ("fp64", "fp32", "fp16", "bf16")
 # The wider precisions that hold every operand value of a precision exactly. A kernel may compute in one of
 # them (MKL's bf16 GEMM and torch's CPU attention widen bf16 to fp32 where the CPU has no bf16 arithmetic,
 # torchao's weight-only schemes dequantise), so a machine does a precision's work at least as fast as it does
-# the work of any of these: that bounds its roof from below (`running.roof_store.best_roof`).
+# the work of any of these: that bounds its roof from below (`running.efficiency.best_roof`).
 EXACT_IN: dict[str, tuple[str, ...]] = {
     "fp32": ("fp64",),
     "tf32": ("fp32", "fp64"),

@@ -19,12 +19,11 @@ import pandas as pd
 
 from hwprof.kernels.model import non_embedding_params, standard_flops_per_token
 from hwprof.running.modelplan import ModelPlan
+from hwprof.running.results import UNEXPLAINED_LIMIT
 
 # a kernel's flags that say something of the whole step it belongs to (not nonfinite or upcast-fp32: its own)
 FLAGS_CARRIED = ("contended", "stalled", "noisy", "throttled", "estimate", "short-window", "few-repeats",
                  "few-rounds", "reference-impl", "bimodal", "slow-machine", "off-history")
-# |unexplained_share| above this flags a model row `unexplained`: its kernels alone do not account for its step
-UNEXPLAINED_LIMIT = 0.15
 
 
 @dataclass

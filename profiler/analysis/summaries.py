@@ -158,10 +158,10 @@ def furthest_below_roof(df: pd.DataFrame, roofs: dict | None, n: int = 3) -> lis
         return []
     ok = df[(df["status"] == "ok") & df["roof_frac"].notna()]
     compute = (roofs or {}).get("compute") or {}
+    rates = {p: (e or {}).get("flops_per_s") for p, e in compute.items()}
     out = []
     for r in ok.nsmallest(n, "roof_frac").to_dict("records"):
-        c = best_roof({p: (e or {}).get("flops_per_s") for p, e in compute.items()},
-                      compute_precision(r["precision"]))[0]
+        c = best_roof(rates, compute_precision(r["precision"]))[0]
         bound = "memory" if c is None or r["roof_flops_per_s"] < c * (1 - 1e-9) else "compute"
         out.append(RoofPlacement(r["config_id"], r["roof_frac"], bound))
     return out

@@ -99,6 +99,10 @@ class Row:
         return cls(**kw)
 
 
+# |unexplained_share| above this flags a model row `unexplained` (analysis.models): its kernels alone do not
+# account for its step
+UNEXPLAINED_LIMIT = 0.15
+
 # The words of the `flags` column, each with what it means (the manual's flags reference is made from this).
 FLAGS: dict[str, str] = {
     "noisy": "the rounds' own interval (before any widening by the history) is wider than the CI target",
@@ -120,8 +124,8 @@ FLAGS: dict[str, str] = {
     "slow-machine": "the block's references ran 5% or more slower than this machine's quiet state (its history)",
     "off-history": "the hef's interval misses every value of this configuration's last runs on this machine",
     "unexplained": "models.csv: the measured step and the sum of its kernels measured alone differ by more than "
-                   "15% of the step: the breakdown does not account for the step (caches its weights miss, "
-                   "threads waking between kernels, the allocator); the step's own figures stand",
+                   f"{UNEXPLAINED_LIMIT:.0%} of the step: the breakdown does not account for the step (caches its "
+                   "weights miss, threads waking between kernels, the allocator); the step's own figures stand",
     "bimodal": "the round medians or per-round hef ratios split into two groups at a gap of 15% or more: two speeds",
 }
 

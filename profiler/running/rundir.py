@@ -35,12 +35,13 @@ def atomic_write_together(files: dict[Path, str | bytes]) -> None:
     ones. A disk that refuses is OutputError naming the file."""
     staged: list[tuple[str, Path]] = []
     path = None
+    mode = 0o666 & ~_umask()        # a plain file's: mkstemp's 0600 would make run.json unreadable to the group
     try:
         for path, data in files.items():
             path = Path(path)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             staged.append((tmp, path))
-            os.chmod(tmp, 0o666 & ~_umask())   # mkstemp's 0600 would make run.json unreadable to the group
+            os.chmod(tmp, mode)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data.encode() if isinstance(data, str) else data)
                 fh.flush()
