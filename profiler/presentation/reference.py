@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     from pathlib import Path
     docs = Path((argv if argv is not None else sys.argv[1:] or ["docs"])[0])
+    if not docs.is_dir():
+        print(f"{docs}: not a directory of Markdown pages (the manual is docs/)", file=sys.stderr)
+        return 2
     for page in sorted(docs.rglob("*.md")):
         text = page.read_text()
         new = expand(text)

@@ -71,6 +71,15 @@ def test_expanding_a_page_twice_changes_nothing_and_leaves_the_rest_of_it_alone(
     assert "| old | table |" not in once and once.count("<!-- /reference -->") == 2 and "`reference-impl`" in once
 
 
+def test_writing_the_tables_into_a_folder_that_is_not_there_is_one_line_and_exit_2(tmp_path, capsys):
+    assert reference.main([str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a directory" in err and len(err.splitlines()) == 1
+    page = tmp_path / "p.md"
+    page.write_text("<!-- reference: flags -->\n")
+    assert reference.main([str(tmp_path)]) == 0 and "`reference-impl`" in page.read_text()
+
+
 def _options_named(text: str) -> set[str]:
     """`--flag` names in code spans and code blocks of a page."""
     code = re.findall(r"```.*?```", text, flags=re.S) + re.findall(r"`[^`\n]+`", text)
