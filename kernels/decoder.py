@@ -43,9 +43,6 @@ class Kernels:
 class Hollow(Kernels):
     """Kernels that compute nothing: each returns a tensor of its output's shape, allocated once."""
 
-    def __init__(self):
-        self._out: dict = {}
-
     def __init__(self, dtype: torch.dtype = torch.float32):
         self._out: dict = {}
         self.dtype = dtype                  # the activations' (the weights live on the meta device)
@@ -96,6 +93,22 @@ class Hollow(Kernels):
     def merge_heads(self, a):
         b, h, s, d = a.shape
         return self._empty((b, s, h * d), a)
+
+
+class HollowMatmuls(Hollow):
+    """Only the matmuls and attention are stubs; the ops between them run for real, in the step's order. An op
+    timed alone, call after call, runs with its code and operands hot; in a step it follows other kernels and
+    runs up to several times slower (a small one most). This step measures the ops as the step runs them."""
+    embedding = staticmethod(F.embedding)
+    rms_norm = staticmethod(ops.rms_norm)
+    layer_norm = staticmethod(ops.layer_norm)
+    silu_gate = staticmethod(ops.silu_gate)
+    gelu = staticmethod(ops.gelu_tanh)
+    rotary = staticmethod(ops.rotary)
+    rotary_tables = staticmethod(ops.rotary_tables)
+    residual = staticmethod(ops.residual)
+    kv_append = staticmethod(ops.kv_append)
+    merge_heads = staticmethod(ops.merge_heads)
 
 
 def _normal(gen: torch.Generator | None, *shape: int, device) -> torch.Tensor:
@@ -198,16 +211,19 @@ class Decoder(nn.Module):
     """`depth` of the model's layers (all of them by default), embedding, final norm and LM head."""
 
     def __init__(self, m: ModelShape, seed: int = 0, device=torch.device("cpu"), depth: int | None = None,
-                 hollow: torch.dtype | None = None, replicas: int = 1):
-        """`hollow` (the activations' dtype): every kernel a stub (Hollow), the weights on the meta device.
-        `replicas`: that many copies of the `depth` layers, each call using the next, so that a shallow step
-        reads its layers' weights from memory as the whole model's step does (kernels.linear's reason)."""
+                 hollow: torch.dtype | None = None, replicas: int = 1, live_ops: bool = False):
+        """`hollow` (the activations' dtype): every kernel a stub (Hollow), the weights on the meta device;
+        with `live_ops`, the ops between the matmuls run (HollowMatmuls), and the weights they read (norms,
+        embedding, positions) are real. `replicas`: that many copies of the `depth` layers, each call using
+        the next, so that a shallow step reads its layers' weights from memory as the whole model's step does
+        (kernels.linear's reason)."""
         super().__init__()
+        real = device
         if hollow is not None:
             device = torch.device("meta")
         gen = torch.Generator(device=device).manual_seed(seed) if device.type != "meta" else None
         self.m, self.depth = m, depth or m.n_layers
-        self.k = k = Hollow(hollow) if hollow is not None else Kernels()
+        self.k = k = (HollowMatmuls if live_ops else Hollow)(hollow) if hollow is not None else Kernels()
         self.embed = nn.Parameter(_normal(gen, m.vocab, m.d_model, device=device), requires_grad=False)
         if m.family == "gpt2":
             self.positions = nn.Parameter(_normal(gen, m.max_positions, m.d_model, device=device), requires_grad=False)
@@ -220,6 +236,23 @@ class Decoder(nn.Module):
         self._turn = 0
         self.final = nn.Parameter(torch.ones(m.d_model, device=device), requires_grad=False)
         self.lm_head = _Linear(k, self.embed if m.family == "gpt2" else _normal(gen, m.vocab, m.d_model, device=device))
+        if hollow is not None and live_ops:
+            self._materialise_op_weights(seed, real)
+
+    def _materialise_op_weights(self, seed: int, device) -> None:
+        """The weights the ops read, made real on `device` (the matmuls' stay on the meta device)."""
+        gen = torch.Generator(device=device).manual_seed(seed)
+        for module in self.modules():
+            if isinstance(module, _Linear):
+                continue
+            for name, p in list(module._parameters.items()):
+                if p is None or not p.is_meta:
+                    continue
+                if name in ("embed", "positions"):
+                    value = torch.randn(*p.shape, generator=gen, device=device) * 0.02
+                else:                                  # norm weights (ones) and biases (zeros)
+                    value = (torch.zeros if name.endswith("_b") else torch.ones)(*p.shape, device=device)
+                module._parameters[name] = nn.Parameter(value, requires_grad=False)
 
     def forward(self, ids: torch.Tensor, cache: list | None = None) -> torch.Tensor:
         """Logits for every position of `ids` [B, S]; with `cache` (per layer (keys, values) of the earlier

@@ -37,6 +37,7 @@ class StepSpec:
     config: str = ""                 # transformers: the config.json
     decomposed: bool = True          # False: a transformers architecture kernels.model does not decompose
     hollow: bool = False             # every kernel a stub: the step's own work between kernels (its glue)
+    live_ops: bool = False           # hollow, but the ops between the matmuls run: the ops as the step runs them
     kernel: str = "step"
     pass_: str = "fwd"
 
@@ -56,6 +57,8 @@ class StepSpec:
             raise ValueError("a step whose kernels are not known is a transformers architecture's")
         if self.hollow and (self.backend != "hwprof" or self.sparsity.pattern != "dense"):
             raise ValueError("a hollow step is hwprof's decoder, dense")
+        if self.live_ops and not self.hollow:
+            raise ValueError("live ops are a hollow step's (its matmuls and attention stubs)")
 
     @property
     def layers(self) -> int:
@@ -74,7 +77,7 @@ class StepSpec:
     @property
     def config_id(self) -> str:
         b, t, c = self.shape
-        tail = ("" if self.backend == "hwprof" else "/transformers") + ("/hollow" if self.hollow else "")
+        tail = ("" if self.backend == "hwprof" else "/transformers") + ("/hollow" if self.hollow else "") + ("+ops" if self.live_ops else "")
         return f"step/{self.model.name}/{self.phase}/{b}x{t}x{c}/L{self.layers}/{self.precision}/{self.sparsity}{tail}"
 
     def parts(self):
@@ -124,7 +127,7 @@ class StepSpec:
 
     def reference(self) -> "StepSpec":
         return StepSpec(self.model, "fp32", SparsitySpec("dense"), self.phase, self.depth, self.backend, self.config,
-                        self.decomposed, self.hollow)
+                        self.decomposed, self.hollow, live_ops=self.live_ops)
 
     def element_count(self) -> int:
         from hwprof.kernels.decoder import weight_bytes
@@ -195,9 +198,10 @@ def build_step(spec: StepSpec, device: torch.device, seed: int) -> Case:
 
 
 def _hollow(spec: StepSpec, dtype: torch.dtype, seed: int, device) -> Case:
-    """The step with every kernel a stub (kernels.decoder.Hollow): what it costs between its kernels."""
+    """The step with every kernel a stub (kernels.decoder.Hollow): what it costs between its kernels; with
+    live ops, only its matmuls and attention are (HollowMatmuls): its ops and glue as the step runs them."""
     from hwprof.kernels import decoder
-    model = decoder.Decoder(spec.model, seed, device, spec.layers, hollow=dtype).to(dtype)
+    model = decoder.Decoder(spec.model, seed, device, spec.layers, hollow=dtype, live_ops=spec.live_ops).to(dtype)
     run = _runner(spec, model, dtype, seed, device)
     return Case(spec=spec, run=run, logical_flops=0, physical_flops=0, density=1.0, backend="hwprof",
                 bytes_moved=0, error_fn=lambda out: float("nan"), context=torch.no_grad)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from hwprof.kernels.model import non_embedding_params, standard_flops_per_token
-from hwprof.running.modelplan import ModelPlan
+from hwprof.running.modelplan import OPS_IN_STEP, ModelPlan, Part
 from hwprof.running.results import UNEXPLAINED_LIMIT
 
 # a kernel's flags that say something of the whole step it belongs to (not nonfinite or upcast-fp32: its own)
@@ -73,8 +73,11 @@ BREAKDOWN_DOCS = {
     "role": "the part's place in the step (q_proj, mlp_up, rmsnorm, kv_append, glue, ...)",
     "config_id": "the kernel measured alone for this part (empty for unexplained)",
     "count": "how often one step runs it (n_layers for a layer's kernel)",
-    "time_s_per_token": "count x the kernel's time per call, per token (unexplained: the measured step's time "
-                        "less the parts')",
+    "time_s_per_token": "count x the kernel's time per call, per token, as the step runs it: an op's time alone "
+                        "scaled by its ops' in-step factor (the ops measured in the step's sequence, "
+                        "ops_in_step, over their sum alone); unexplained: the measured step's time less the parts'",
+    "alone_s_per_token": "count x the kernel's time per call measured alone, per token (differs from "
+                         "time_s_per_token for the ops only)",
     "share_of_step": "its share of the measured step's time",
 }
 BREAKDOWN_COLUMNS = list(BREAKDOWN_DOCS)
@@ -106,6 +109,33 @@ def _missing(by_id: pd.DataFrame, pairs: list[tuple[str, str]]) -> list[str]:
     return out
 
 
+def in_step(parts: list[tuple[Part, float]]) -> list[tuple[Part, float, float]]:
+    """Pure: (part, figure in the step, figure alone) of each part of the kernel sum, from each part's
+    count-weighted figure. Measured alone, call after call, an op runs with its code and operands hot; in the
+    step it follows other kernels and takes longer (a small one several times). Where the plan has OPS_IN_STEP
+    (the step with only its matmuls and attention stubbed: its ops and glue in the step's order), the ops'
+    figures are scaled by (OPS_IN_STEP - glue) / their sum alone, so that together they are what the ops
+    cost in the step; OPS_IN_STEP itself is not a term of the sum."""
+    measured = {p.role: x for p, x in parts if p.role in (OPS_IN_STEP, "glue")}
+    alone_ops = sum(x for p, x in parts if p.is_op)
+    factor = 1.0
+    if OPS_IN_STEP in measured and alone_ops > 0:
+        factor = (measured[OPS_IN_STEP] - measured.get("glue", 0.0)) / alone_ops
+    return [(p, x * factor if p.is_op else x, x) for p, x in parts if p.role != OPS_IN_STEP]
+
+
+def _parts(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> list[tuple[Part, float, float]] | None:
+    """in_step of the plan's parts' `col` (count-weighted) for the step (`which` = config_id) or its
+    reference (reference_id); None where one has no figure."""
+    out = []
+    for p in plan.parts:
+        v = _value(by_id, getattr(p, which), col)
+        if v is None:
+            return None
+        out.append((p, p.count * v))
+    return in_step(out)
+
+
 def _measured(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> float | None:
     """The step's `col` (time_s_median, energy_j, logical_flops) at n_layers, for the step or its reference:
     the full-depth step's, or the shallow step's scaled by the kernels' figures for `col` (scale_depth)."""
@@ -114,29 +144,23 @@ def _measured(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> flo
     n = plan.model.n_layers
     if v is None or step.depth == n:
         return v
-    kernel = "config_id" if which == "config_id" else "reference_id"
+    parts = _parts(by_id, plan, col, "config_id" if which == "config_id" else "reference_id")
+    if parts is None:
+        return None
     head = layer = glue = 0.0
-    for p in plan.parts:
-        x = _value(by_id, getattr(p, kernel), col if col != "logical_flops" else "logical_flops")
-        if x is None:
-            return None
+    for p, x, _ in parts:
         if p.role == "glue":
             glue += x
         elif p.count % n == 0:
-            layer += p.count // n * x
+            layer += x / n
         else:
-            head += p.count * x
+            head += x
     return scale_depth(v, head, layer, glue, step.depth, n)
 
 
 def _kernel_sum(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> float | None:
-    total = 0.0
-    for p in plan.parts:
-        v = _value(by_id, getattr(p, which), col)
-        if v is None:
-            return None
-        total += p.count * v
-    return total
+    parts = _parts(by_id, plan, col, which)
+    return None if parts is None else sum(x for _, x, _ in parts)
 
 
 def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
@@ -214,13 +238,14 @@ def breakdown(df: pd.DataFrame, plan: ModelPlan) -> list[dict]:
     key = dict(model=plan.model.name, phase=plan.phase, precision=plan.precision, sparsity=plan.sparsity,
                pass_=plan.pass_)
     out = []
-    for p in plan.parts:
-        per_token = p.count * _value(by_id, p.config_id, "time_s_median") / plan.tokens
+    for p, x, alone in _parts(by_id, plan, "time_s_median", "config_id"):
+        per_token = x / plan.tokens
         out.append({**key, "group": p.group, "role": p.role, "config_id": p.config_id, "count": p.count,
-                    "time_s_per_token": per_token, "share_of_step": per_token / row.time_s_per_token})
+                    "time_s_per_token": per_token, "alone_s_per_token": alone / plan.tokens,
+                    "share_of_step": per_token / row.time_s_per_token})
     rest = row.time_s_per_token - row.predicted_time_s_per_token
     out.append({**key, "group": "unexplained", "role": "unexplained", "config_id": "", "count": 1,
-                "time_s_per_token": rest, "share_of_step": rest / row.time_s_per_token})
+                "time_s_per_token": rest, "alone_s_per_token": None, "share_of_step": rest / row.time_s_per_token})
     for d in out:
         d["pass"] = d.pop("pass_")
     return out

@@ -23,8 +23,9 @@ def sections(df: pd.DataFrame, meta: dict) -> list[tuple[str, str, pd.DataFrame]
                       f"layers measured whole" for p in {p.model.name: p for p in plans_of(meta) if p.steps}.values())
         out.append(("Models", "Per-token cost of each model step (models.csv): the whole step measured (prefill: "
                     "the sequence at once; decode: one token against the KV cache), its hef against the same model "
-                    "in dense fp32, the prediction its kernels make (their count-weighted sum, with the step's "
-                    "own glue between them) and the share of the step no kernel explains. A step measured "
+                    "in dense fp32, the prediction its kernels make (their count-weighted sum, the ops at their time "
+                    "in the step's sequence, with the step's own glue between them) and the share of the step no "
+                    "kernel explains. A step measured "
                     f"shallower than the model is scaled to its depth by its kernels ({n})." + _unexplained(models),
                     models[[c for c in MODEL_COLUMNS if c in models.columns]]))
     if meta.get("fleet"):

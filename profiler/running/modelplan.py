@@ -24,13 +24,16 @@ MODEL_KEYS = {"name", "preset", "d_model", "n_layers", "n_heads", "n_kv_heads", 
               "precisions", "sparsity", "device"}
 FULL_DEPTH_BYTES = 2 * 2**30      # fp32 weights up to this: the whole step at full depth; beyond, a shallower one
 SHALLOW_DEPTH = 2
+# The part that measures the ops as the step runs them (the hollow step with live ops): not a kernel of the
+# sum, but what scales the op kernels' figures to their time in the step's sequence (analysis.models).
+OPS_IN_STEP = "ops_in_step"
 # What each kernel of a step counts as in the breakdown of where a token's time goes (models.csv, report).
 GROUPS = {"q_proj": "projections", "k_proj": "projections", "v_proj": "projections", "qkv": "projections",
           "out_proj": "projections", "attention": "attention", "mlp_gate": "mlp", "mlp_up": "mlp", "mlp_down": "mlp",
           "lm_head": "lm_head", "rmsnorm": "norms", "layernorm": "norms", "final_norm": "norms",
           "silu_gate": "activation", "gelu": "activation", "rotary": "rotary", "rotary_tables": "rotary", "residual": "residual",
           "positions_add": "residual", "embedding": "embedding", "position_embedding": "embedding",
-          "kv_append": "kv_cache", "merge_heads": "head_merge", "glue": "glue"}
+          "kv_append": "kv_cache", "merge_heads": "head_merge", "glue": "glue", OPS_IN_STEP: "ops_in_step"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,11 @@ class Part:
     reference_id: str          # its reference realisation (the model's reference step's kernel)
     count: int                 # runs per step
     group: str = ""            # GROUPS
+
+    @property
+    def is_op(self) -> bool:
+        """An op between the matmuls (kernels.ops), whose time in the step OPS_IN_STEP measures."""
+        return self.config_id.startswith("op/")
 
 
 @dataclass(frozen=True)
@@ -146,11 +154,12 @@ def expand_model_group(group: dict) -> tuple[list[Spec], list[ModelPlan]]:
                     spec, ref = _kernel(c, precision, sparsity, model), _kernel(c, "fp32", SparsitySpec("dense"), model)
                     specs += [ref, spec]
                     plan.parts.append(Part(c.role, spec.config_id, ref.config_id, c.count, GROUPS[c.role]))
-                if backend == "hwprof":        # the step's work between its kernels, at full depth
-                    glue, ref = (StepSpec(model, p, SparsitySpec("dense"), phase, 0, hollow=True)
-                                 for p in (attention_precision(precision), "fp32"))
-                    specs += [ref, glue]
-                    plan.parts.append(Part("glue", glue.config_id, ref.config_id, 1, "glue"))
+                if backend == "hwprof":        # the step's work between its kernels, and its ops in it, at full depth
+                    for role, live in (("glue", False), (OPS_IN_STEP, True)):
+                        hollow, ref = (StepSpec(model, p, SparsitySpec("dense"), phase, 0, hollow=True, live_ops=live)
+                                       for p in (attention_precision(precision), "fp32"))
+                        specs += [ref, hollow]
+                        plan.parts.append(Part(role, hollow.config_id, ref.config_id, 1, GROUPS[role]))
             plans.append(plan)
     return specs, plans
 

@@ -9,7 +9,7 @@ import pytest
 
 from hwprof.analysis.models import (COLUMNS, as_configurations, breakdown, combine, model_rows, scale_depth,
                                     read_models, write_models)
-from hwprof.running.modelplan import expand_model_group
+from hwprof.running.modelplan import OPS_IN_STEP, expand_model_group
 
 
 def _plan(phase="prefill", **group):
@@ -17,8 +17,15 @@ def _plan(phase="prefill", **group):
     return plans[0]
 
 
-def _rows(plan, step_s, kernel_s, energy_of=None, status_of=None, flags_of=None, source="rapl"):
-    """results.csv-like rows: the plan's steps (and references) take step_s(cid) a call, every kernel kernel_s(cid)."""
+def _terms(plan):
+    """The parts of the plan's kernel sum (OPS_IN_STEP scales the ops; it is not a term)."""
+    return [p for p in plan.parts if p.role != OPS_IN_STEP]
+
+
+def _rows(plan, step_s, kernel_s, energy_of=None, status_of=None, flags_of=None, source="rapl", ops_in_step=None):
+    """results.csv-like rows: the plan's steps (and references) take step_s(cid) a call, every kernel kernel_s(cid),
+    and the ops in the step (OPS_IN_STEP) ops_in_step(cid), by default their glue and their ops' count-weighted
+    sum (the ops as fast in the step as alone)."""
     recs = {}
     ids = [(s.config_id, True) for s in plan.steps] + [(s.reference_id, True) for s in plan.steps] + \
           [(p.config_id, False) for p in plan.parts] + [(p.reference_id, False) for p in plan.parts]
@@ -30,6 +37,13 @@ def _rows(plan, step_s, kernel_s, energy_of=None, status_of=None, flags_of=None,
                          hef_time_ci_high=None, hef_energy=None,
                          energy_j=energy_of(cid) if energy_of else None,
                          flags=(flags_of or {}).get(cid, ""), energy_source=source)
+    for which in ("config_id", "reference_id"):
+        ops = next((getattr(p, which) for p in plan.parts if p.role == OPS_IN_STEP), None)
+        if ops is None:
+            continue
+        glue = next(getattr(p, which) for p in plan.parts if p.role == "glue")
+        recs[ops]["time_s_median"] = ops_in_step(ops) if ops_in_step else recs[glue]["time_s_median"] + sum(
+            p.count * recs[getattr(p, which)]["time_s_median"] for p in plan.parts if p.is_op)
     return pd.DataFrame(list(recs.values()))
 
 
@@ -41,7 +55,7 @@ def test_a_shallow_step_is_scaled_to_the_models_depth_by_its_kernels():
 
 def test_the_measured_step_the_kernel_sum_and_the_unexplained_share():
     plan = _plan()
-    n = sum(p.count for p in plan.parts)
+    n = sum(p.count for p in _terms(plan))
     df = _rows(plan, lambda cid: 0.010 if "/fp32/" in cid else 0.004, lambda cid: 1e-4)
     r = combine(df, plan)
     assert r.status == "ok" and r.phase == "prefill" and r.layers_measured == "4" and r.tokens_per_step == 64
@@ -53,11 +67,27 @@ def test_the_measured_step_the_kernel_sum_and_the_unexplained_share():
     assert r.logical_flops_per_token == pytest.approx(1e6 / 64) and r.energy_j_per_token is None
 
 
+def test_the_ops_count_at_their_time_in_the_steps_sequence():
+    plan = _plan()
+    ops = sum(p.count for p in plan.parts if p.is_op)
+    matmuls = sum(p.count for p in _terms(plan) if not p.is_op and p.role != "glue")
+    assert ops and matmuls
+    # every kernel 1e-5 alone, the glue 1e-5; in the step the ops and glue take 1e-5 + 3 x their sum alone
+    df = _rows(plan, lambda cid: 0.004, lambda cid: 1e-5, ops_in_step=lambda cid: 1e-5 + 3 * ops * 1e-5)
+    r = combine(df, plan)
+    assert r.predicted_time_s_per_token == pytest.approx((matmuls * 1e-5 + 1e-5 + 3 * ops * 1e-5) / 64)
+    rows = {b["role"]: b for b in breakdown(df, plan)}
+    assert OPS_IN_STEP not in rows                                   # a scale, not a term
+    assert rows["rmsnorm"]["time_s_per_token"] == pytest.approx(3 * rows["rmsnorm"]["alone_s_per_token"])
+    assert rows["mlp_up"]["time_s_per_token"] == rows["mlp_up"]["alone_s_per_token"]
+    assert sum(b["time_s_per_token"] for b in rows.values()) == pytest.approx(r.time_s_per_token)
+
+
 @pytest.mark.parametrize("kernel_s, flagged", [(0.0040 * 0.86, False), (0.0040 * 0.84, True), (0.0040 * 1.16, True),
                                                (0.0040, False)])
 def test_a_step_its_kernels_do_not_account_for_beyond_15_percent_is_flagged_unexplained(kernel_s, flagged):
     plan = _plan()
-    n = sum(p.count for p in plan.parts)
+    n = sum(p.count for p in _terms(plan))
     r = combine(_rows(plan, lambda cid: 0.004, lambda cid: kernel_s / n), plan)
     assert r.unexplained_share == pytest.approx(1 - kernel_s / 0.004)
     assert ("unexplained" in r.flags.split(",")) == flagged
@@ -79,7 +109,7 @@ def test_a_shallow_step_is_scaled_and_says_so():
     assert [s.depth for s in plan.steps] == [1]
     t = {plan.steps[0].config_id: 3e-3, plan.steps[0].reference_id: 6e-3}
     r = combine(_rows(plan, t.get, lambda cid: 1e-5), plan)
-    parts = plan.parts
+    parts = _terms(plan)
     layer = sum(p.count // 4 for p in parts if p.count % 4 == 0 and p.role != "glue") * 1e-5
     head = sum(p.count for p in parts if p.count % 4 and p.role != "glue") * 1e-5
     glue = 1e-5
@@ -110,7 +140,7 @@ def test_energy_figures_and_mixed_sources():
 @pytest.mark.parametrize("flag", ["contended", "noisy", "estimate", "few-rounds", "reference-impl", "slow-machine"])
 def test_the_steps_caveats_carry_to_the_model_row(flag):
     plan = _plan()
-    n = sum(p.count for p in plan.parts)                             # kernels that account for the step
+    n = sum(p.count for p in _terms(plan))                           # kernels that account for the step
     r = combine(_rows(plan, lambda cid: 1e-3, lambda cid: 1e-3 / n,
                       flags_of={plan.steps[0].config_id: f"{flag},upcast-fp32"}), plan)
     assert r.flags == flag                                           # upcast-fp32 describes a kernel, not the model

@@ -69,6 +69,24 @@ def test_a_hollow_step_runs_the_same_structure_with_meta_weights_and_no_kernel(p
     assert not {"mm", "addmm", "_scaled_dot_product_flash_attention_for_cpu", "rsqrt", "silu"} & set(ops.seen)
 
 
+@pytest.mark.parametrize("m", [LLAMA, GPT2], ids=["llama", "gpt2"])
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+def test_a_hollow_step_with_live_ops_runs_every_op_and_no_matmul_or_attention(m, phase):
+    live = Decoder(m, hollow=torch.float32, live_ops=True)
+    real = {n for n, p in live.named_parameters() if p.device.type != "meta"}
+    assert real and all("norm" in n or n.startswith(("embed", "positions", "final")) for n in real)
+    whole = Decoder(m)
+    with Ops() as ops:
+        out = _run(m, phase, live)
+    with Ops() as full:
+        _run(m, phase, whole)
+    assert out.shape == _run(m, phase, whole).shape
+    stubbed = {"linear", "addmm", "t", "scaled_dot_product_attention"}
+    assert not stubbed & set(ops.seen)
+    others = lambda seen: sorted(op for op in seen if op not in stubbed | {"zeros"})    # noqa: E731
+    assert others(ops.seen) == others(full.seen)     # every op of the real step, as often
+
+
 def _hf_twin(m, ours):
     """transformers' model of the shape with our decoder's weights."""
     from hwprof.kernels import hf

@@ -56,6 +56,12 @@ def test_the_hollow_step_has_no_flops_and_a_reference_of_its_own_kind():
     case, out = kernels.build_case(spec, CPU)
     assert case.logical_flops == case.physical_flops == 0 and spec.config_id.endswith("/hollow")
     assert kernels.reference_of(spec) == StepSpec(M, "fp32", phase="decode", hollow=True)
+    live = StepSpec(M, "bf16", phase="decode", hollow=True, live_ops=True)
+    assert live.config_id.endswith("/hollow+ops") and kernels.reference_of(live).live_ops
+    case, _ = kernels.build_case(live, CPU)
+    assert case.logical_flops == 0
+    with pytest.raises(ValueError, match="hollow"):
+        StepSpec(M, "bf16", live_ops=True)
 
 
 def test_a_transformers_config_json_is_a_step_with_its_flops_counted(tmp_path):

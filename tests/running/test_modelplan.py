@@ -21,6 +21,10 @@ def test_a_model_group_expands_per_phase_into_its_step_its_kernels_and_its_glue(
     assert roles["attention"].reference_id == "attention/1x4x64x64x64x2/fp32/causal/auto/fwd"
     assert roles["rmsnorm"].config_id == "op/rmsnorm/64x256/bf16/fwd" and roles["rmsnorm"].count == 8
     assert roles["glue"].config_id == "step/tiny/prefill/1x64x0/L4/bf16/dense/hollow"
+    # the ops as the step runs them: the step with its matmuls and attention stubbed, against its fp32 twin
+    assert roles["ops_in_step"].config_id == "step/tiny/prefill/1x64x0/L4/bf16/dense/hollow+ops"
+    assert roles["ops_in_step"].reference_id == "step/tiny/prefill/1x64x0/L4/fp32/dense/hollow+ops"
+    assert roles["rmsnorm"].is_op and not roles["q_proj"].is_op and not roles["glue"].is_op
     droles = {p.role: p for p in dec.parts}
     assert droles["q_proj"].config_id == "linear/1x256x256/w8a16/dense/fwd"
     assert droles["attention"].config_id == "attention/1x4x1x65x64x2/bf16/none/auto/fwd"   # one query, 64 + 1 keys
