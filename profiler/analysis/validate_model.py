@@ -5,8 +5,8 @@ hwprof's step is timed the way a run times it (one batch choice, then a window a
 torch.utils.benchmark (blocked_autorange), in rounds interleaved in one process, who goes first alternating;
 the verdict is on the median of the per-round ratios. Tolerance: 10% for prefill; for decode too where
 transformers' step takes at least DECODE_JUDGED_S, below which per-call Python overhead (which the two
-implementations do not share) dominates and the ratio is reported, not judged. Where the two differ, one
-profiled call of each says in which ops (aten op self time per step, largest differences first).
+implementations do not share) dominates and the ratio is reported, not judged. Where the two differ,
+profiled calls of the two, alternating, say in which ops (aten op self time per step, largest differences first).
 """
 from __future__ import annotations
 
@@ -58,25 +58,43 @@ def resolve(name_or_file: str) -> tuple[ModelShape, object]:
 
 
 OUTSIDE = "outside aten ops (Python: module calls, decorators, mask building)"
+SIDES = ("hwprof", "transformers")
 
 
-def op_times(fn: Callable[[], object], calls: int = 5) -> dict[str, float]:
-    """Seconds per call of each aten op (self time) over `calls` profiled warm calls, and OUTSIDE: the call's
-    wall time that no op accounts for."""
-    import time
-
+def op_times(fns: dict[str, Callable[[], object]], calls: int) -> dict[str, dict[str, float]]:
+    """Per side, seconds per call of each aten op (self time) and OUTSIDE (the call's time no op accounts
+    for), over `calls` warm calls of each, profiled in one session with the sides' calls alternating, so that
+    both see the same phases of a noisy machine (profiled apart, a few calls each, two sides' figures could
+    differ by tens of percent from the machine alone)."""
+    from torch.autograd.profiler import record_function
     from torch.profiler import ProfilerActivity, profile
 
     from hwprof.measuring.trace import redirect_fds
-    fn()
+    for fn in fns.values():
+        fn()
     with redirect_fds(), profile(activities=[ProfilerActivity.CPU]) as p:     # its messages go to fd 2
-        t0 = time.perf_counter()             # the same profiled calls: the profiler's cost is in both
         for _ in range(calls):
-            fn()
-        wall = (time.perf_counter() - t0) / calls
-    out = {e.key: e.self_cpu_time_total / calls * 1e-6 for e in p.key_averages()}
-    out[OUTSIDE] = max(0.0, wall - sum(out.values()))
+            for side, fn in fns.items():
+                with record_function(f"side:{side}"):
+                    fn()
+    out: dict[str, dict[str, float]] = {side: {} for side in fns}
+    for e in p.events():
+        if e.name.startswith("side:"):
+            side = out[e.name[5:]]
+            side[OUTSIDE] = side.get(OUTSIDE, 0.0) + e.self_cpu_time_total / calls * 1e-6
+            continue
+        top = e
+        while top.cpu_parent is not None:
+            top = top.cpu_parent
+        if top.name.startswith("side:") and top is not e:
+            side = out[top.name[5:]]
+            side[e.name] = side.get(e.name, 0.0) + e.self_cpu_time_total / calls * 1e-6
     return out
+
+
+def profiled_calls(call_s: float, budget_s: float = 2.0) -> int:
+    """Pure: alternating profiled calls of each side within about `budget_s` (3 to 20)."""
+    return max(3, min(20, int(budget_s / max(2 * call_s, 1e-9))))
 
 
 def differences(a: dict[str, float], b: dict[str, float], n: int = 3) -> str:
@@ -111,7 +129,8 @@ def check(m: ModelShape, config, phase: str, precision: str, device: torch.devic
                 mine, peer = got if k % 2 == 0 else got[::-1]
                 ours.append(mine)
                 theirs.append(peer)
-            note = differences(op_times(case.run), op_times(step))
+            ops = op_times(dict(zip(SIDES, (case.run, step))), profiled_calls(call))
+            note = differences(ops["hwprof"], ops["transformers"])
     ratio = statistics.median(h / p for h, p in zip(ours, theirs))
     hf_s = statistics.median(theirs)
     judged = phase == "prefill" or hf_s >= DECODE_JUDGED_S
