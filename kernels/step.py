@@ -198,8 +198,8 @@ def build_step(spec: StepSpec, device: torch.device, seed: int) -> Case:
 
 
 def _hollow(spec: StepSpec, dtype: torch.dtype, seed: int, device) -> Case:
-    """The step with every kernel a stub (kernels.decoder.Hollow): what it costs between its kernels; with
-    live ops, only its matmuls and attention are (HollowMatmuls): its ops and glue as the step runs them."""
+    """The step with every kernel a stub (kernels.calls.Hollow): what it costs between its kernels; with
+    live ops, only its matmuls and attention are (kernels.calls.HollowMatmuls): its ops and glue as the step runs them."""
     from hwprof.kernels import decoder
     model = decoder.Decoder(spec.model, seed, device, spec.layers, hollow=dtype, live_ops=spec.live_ops).to(dtype)
     run = _runner(spec, model, dtype, seed, device)

@@ -7,7 +7,7 @@ d layers deep: a layer's share is the difference of two noisy steps no more, and
 worth of gpt2-small's prefill, is not spread over the layers; the reference's likewise), per token, with its hef against the reference step (the same model, dense fp32); the kernel-sum
 prediction and its hef; `unexplained_share` = 1 - predicted / measured (per-operator overhead: the Python and
 dispatch work between kernels, which no kernel measured alone carries). A training (fwd+bwd) plan has the
-kernel sum only. `breakdown` splits a token's time by component group, for the report's figure.
+kernel sum only. analysis.breakdown splits a token's time by component group (model_breakdown.csv).
 """
 from __future__ import annotations
 
@@ -61,26 +61,6 @@ class ModelRow:
 
 
 COLUMNS = ["pass" if f.name == "pass_" else f.name for f in fields(ModelRow)]
-# model_breakdown.csv's columns, each with its description (the manual's reference is made from this)
-BREAKDOWN_DOCS = {
-    "model": "the [[model]] group's name",
-    "phase": "prefill or decode",
-    "precision": "the step's precision or scheme",
-    "sparsity": "the pruning of its linear layers' weights",
-    "pass": "fwd",
-    "group": "what the part is: projections, attention, mlp, lm_head, norms, activation, rotary, residual, "
-             "embedding, kv_cache, head_merge, glue (the Python between kernels: the hollow step), unexplained",
-    "role": "the part's place in the step (q_proj, mlp_up, rmsnorm, kv_append, glue, ...)",
-    "config_id": "the kernel measured alone for this part (empty for unexplained)",
-    "count": "how often one step runs it (n_layers for a layer's kernel)",
-    "time_s_per_token": "count x the kernel's time per call, per token, as the step runs it: an op's time alone "
-                        "scaled by its ops' in-step factor (the ops measured in the step's sequence, "
-                        "ops_in_step, over their sum alone); unexplained: the measured step's time less the parts'",
-    "alone_s_per_token": "count x the kernel's time per call measured alone, per token (differs from "
-                         "time_s_per_token for the ops only)",
-    "share_of_step": "its share of the measured step's time",
-}
-BREAKDOWN_COLUMNS = list(BREAKDOWN_DOCS)
 
 
 def scale_depth(t_k: float, head: float, layer: float, glue_n: float, k: int, n: int) -> float:
@@ -124,7 +104,7 @@ def in_step(parts: list[tuple[Part, float]]) -> list[tuple[Part, float, float]]:
     return [(p, x * factor if p.is_op else x, x) for p, x in parts if p.role != OPS_IN_STEP]
 
 
-def _parts(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> list[tuple[Part, float, float]] | None:
+def part_figures(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> list[tuple[Part, float, float]] | None:
     """in_step of the plan's parts' `col` (count-weighted) for the step (`which` = config_id) or its
     reference (reference_id); None where one has no figure."""
     out = []
@@ -144,7 +124,7 @@ def _measured(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> flo
     n = plan.model.n_layers
     if v is None or step.depth == n:
         return v
-    parts = _parts(by_id, plan, col, "config_id" if which == "config_id" else "reference_id")
+    parts = part_figures(by_id, plan, col, "config_id" if which == "config_id" else "reference_id")
     if parts is None:
         return None
     head = layer = glue = 0.0
@@ -159,7 +139,7 @@ def _measured(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> flo
 
 
 def _kernel_sum(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> float | None:
-    parts = _parts(by_id, plan, col, which)
+    parts = part_figures(by_id, plan, col, which)
     return None if parts is None else sum(x for _, x, _ in parts)
 
 
@@ -228,29 +208,6 @@ def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
         flags=",".join(dict.fromkeys(flags)))
 
 
-def breakdown(df: pd.DataFrame, plan: ModelPlan) -> list[dict]:
-    """Where a token's time goes: each kernel's count x time per token and its share of the measured step,
-    then what no kernel explains (`unexplained`); empty when a kernel or the step has no ok row."""
-    row = combine(df, plan)
-    by_id = df.set_index("config_id")
-    if row.status != "ok" or row.predicted_time_s_per_token is None:
-        return []
-    key = dict(model=plan.model.name, phase=plan.phase, precision=plan.precision, sparsity=plan.sparsity,
-               pass_=plan.pass_)
-    out = []
-    for p, x, alone in _parts(by_id, plan, "time_s_median", "config_id"):
-        per_token = x / plan.tokens
-        out.append({**key, "group": p.group, "role": p.role, "config_id": p.config_id, "count": p.count,
-                    "time_s_per_token": per_token, "alone_s_per_token": alone / plan.tokens,
-                    "share_of_step": per_token / row.time_s_per_token})
-    rest = row.time_s_per_token - row.predicted_time_s_per_token
-    out.append({**key, "group": "unexplained", "role": "unexplained", "config_id": "", "count": 1,
-                "time_s_per_token": rest, "alone_s_per_token": None, "share_of_step": rest / row.time_s_per_token})
-    for d in out:
-        d["pass"] = d.pop("pass_")
-    return out
-
-
 def model_rows(df: pd.DataFrame, plans: list[ModelPlan]) -> list[ModelRow]:
     return [combine(df, plan) for plan in plans]
 
@@ -273,13 +230,6 @@ def model_table(df: pd.DataFrame, meta: dict) -> pd.DataFrame | None:
     return pd.DataFrame(records, columns=COLUMNS)
 
 
-def breakdown_table(df: pd.DataFrame, meta: dict) -> pd.DataFrame | None:
-    plans = plans_of(meta)
-    if not plans or meta.get("fleet"):
-        return None
-    return pd.DataFrame([r for plan in plans for r in breakdown(df, plan)], columns=BREAKDOWN_COLUMNS)
-
-
 def write_models(run_dir: Path, df: pd.DataFrame, meta: dict) -> Path | None:
     """Write models.csv and model_breakdown.csv (missing figures as empty cells, atomically); None, nothing
     written, without model groups."""
@@ -289,6 +239,7 @@ def write_models(run_dir: Path, df: pd.DataFrame, meta: dict) -> Path | None:
         return None
     path = Path(run_dir) / "models.csv"
     atomic_write_text(path, table.to_csv(index=False))
+    from hwprof.analysis.breakdown import breakdown_table
     atomic_write_text(Path(run_dir) / "model_breakdown.csv", breakdown_table(df, meta).to_csv(index=False))
     return path
 

@@ -62,7 +62,7 @@ def models_columns() -> list[tuple[str, str]]:
 
 
 def breakdown_columns() -> list[tuple[str, str]]:
-    from hwprof.analysis.models import BREAKDOWN_DOCS
+    from hwprof.analysis.breakdown import BREAKDOWN_DOCS
     return list(BREAKDOWN_DOCS.items())
 
 

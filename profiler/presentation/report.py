@@ -11,7 +11,7 @@ import pandas as pd
 
 from hwprof.presentation import plots
 from hwprof.analysis import fleet
-from hwprof.analysis.models import breakdown_table
+from hwprof.analysis.breakdown import breakdown_table
 from hwprof.analysis.notes import notes
 from hwprof.presentation.sections import sections
 from hwprof.analysis.summaries import (above_roof, break_even, ci_coverage, contention, furthest_below_roof,

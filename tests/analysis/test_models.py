@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from hwprof.analysis.models import (COLUMNS, as_configurations, breakdown, combine, model_rows, scale_depth,
+from hwprof.analysis.breakdown import breakdown
+from hwprof.analysis.models import (COLUMNS, as_configurations, combine, model_rows, scale_depth,
                                     read_models, write_models)
 from hwprof.running.modelplan import OPS_IN_STEP, expand_model_group
 

@@ -24,7 +24,8 @@ def test_every_column_flag_and_run_json_key_has_a_description(name):
 
 
 def test_the_columns_described_are_the_columns_written():
-    from hwprof.analysis.models import BREAKDOWN_COLUMNS, COLUMNS
+    from hwprof.analysis.breakdown import BREAKDOWN_COLUMNS
+    from hwprof.analysis.models import COLUMNS
     from hwprof.running.results import ALL_COLUMNS as RESULT_COLUMNS
     assert [n for n, _ in reference.results_columns()] == list(RESULT_COLUMNS)
     assert [n for n, _ in reference.models_columns()] == list(COLUMNS)
