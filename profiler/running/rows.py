@@ -87,8 +87,9 @@ def placed(row: Row, info: DeviceInfo, roofs: Roofs | None) -> Row:
     # as utilisation above 100%.
     row.mfu = eff.mfu(row.physical_flops_per_s, row.peak_flops_per_s)
     if roofs is not None and row.physical_flops == 0:   # an op that only moves data: its bandwidth
-        row.roof_flops_per_s = None
-        row.roof_frac = eff.rate(eff.rate(row.bytes_moved, row.time_s_median), roofs.memory.bytes_per_s)
+        row.roof_flops_per_s = None                     # (a hollow step moves none either: nothing to place)
+        row.roof_frac = (eff.rate(eff.rate(row.bytes_moved, row.time_s_median), roofs.memory.bytes_per_s)
+                         if row.bytes_moved else None)
     elif roofs is not None:     # the roof of the work done: physical FLOPs over the bytes of the operands
         row.roof_flops_per_s = eff.attainable(roofs.compute_roof(precision), roofs.memory.bytes_per_s,
                                               eff.rate(row.physical_flops, row.bytes_moved))

@@ -231,6 +231,10 @@ def test_roof_columns_place_the_work_done_under_the_measured_roofline():
     assert no_roof.roof_flops_per_s == pytest.approx(1e9 * intensity)        # the memory roof alone
     plain = ok_row(REF, _case(REF), m, CPU, _info(), 0.0, None, {}, {})
     assert plain.roof_flops_per_s is None and plain.roof_frac is None
+    mover = ok_row(REF, _case(REF, physical=0, bytes_moved=10**6), m, CPU, _info(), 0.0, None, {}, {}, roofs)
+    assert mover.roof_flops_per_s is None and mover.roof_frac == pytest.approx(1e6 / 1e-3 / 1e9)   # its bandwidth
+    hollow = ok_row(REF, _case(REF, physical=0, bytes_moved=0), m, CPU, _info(), 0.0, None, {}, {}, roofs)
+    assert hollow.roof_frac is None                  # no arithmetic and no bytes (a hollow step): nothing to place
 
 
 def test_a_reference_row_has_the_interval_one_to_one_by_definition():
