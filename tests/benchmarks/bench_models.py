@@ -9,7 +9,8 @@ kernel-sum prediction against the measured step (target: within 15% wherever the
 `hwprof validate --model` against Hugging Face transformers (target: within 10% for prefill, and for decode
 wherever transformers' step takes 10 ms or more). Then the depth check: gpt2-small measured whole against the
 same model measured 2 layers deep and scaled to its 12 by its kernels (`layers = 2`). Prints a table and writes
-models-bench.json beside the runs.
+models-bench.json beside the runs. Each step row shows its own interval around its median and its flags: on a
+noisy host a row within a few points of a target can pass in one run and miss in the next.
 """
 from __future__ import annotations
 
@@ -63,16 +64,21 @@ def main(argv=None) -> int:
             step_s = r["time_s_per_token"] * r["tokens_per_step"] if r["time_s_per_token"] == r["time_s_per_token"] else None
             judged = step_s is not None and step_s >= 1e-3
             ok = judged and abs(r["unexplained_share"]) <= STEP_TARGET
+            # the step's own interval, relative to its median: a verdict at 15% means little where it is wider
+            lo, hi = r["time_s_per_token_ci_low"], r["time_s_per_token_ci_high"]
+            spread = (f"[{lo / r['time_s_per_token'] - 1:+.0%}, {hi / r['time_s_per_token'] - 1:+.0%}]"
+                      if lo == lo and hi == hi else "[no interval]")
             rows.append({"phase": r["phase"], "precision": r["precision"], "step_ms": step_s and step_s * 1e3,
+                         "step_interval": spread, "flags": r["flags"],
                          "measured_ms_per_token": r["time_s_per_token"] * 1e3,
                          "predicted_ms_per_token": r["predicted_time_s_per_token"] * 1e3,
                          "unexplained_share": r["unexplained_share"], "hef_time": r["hef_time"],
                          "predicted_hef_time": r["predicted_hef_time"],
                          "target": "met" if ok else ("MISSED" if judged else "not judged (< 1 ms)")})
-            print(f"{name:12s} {r['phase']:8s} {r['precision']:5s} step {step_s * 1e3:9.3f} ms  measured "
+            print(f"{name:12s} {r['phase']:8s} {r['precision']:5s} step {step_s * 1e3:9.3f} ms {spread:13s} measured "
                   f"{r['time_s_per_token'] * 1e3:8.4f} ms/token  predicted {r['predicted_time_s_per_token'] * 1e3:8.4f}"
                   f"  unexplained {r['unexplained_share']:+.1%}  hef {r['hef_time']:.3f} (kernels {r['predicted_hef_time']:.3f})"
-                  f"  {rows[-1]['target']}")
+                  f"  {rows[-1]['target']}  {r['flags']}")
         figures["models"][name] = {"run_dir": str(run_dir), "seconds": round(time.perf_counter() - t0, 1), "rows": rows}
         if not args.skip_validate:
             from hwprof.analysis.validate_model import validate_model
