@@ -41,6 +41,8 @@ class ModelCheck:
     verdict: str                     # pass | fail | reported | skip
     note: str = ""
     rounds: int = 0
+    ops_ratio: float | None = None   # hwprof's time in aten ops over transformers' (profiled): the same work?
+    outside_s: tuple[float, float] | None = None   # (hwprof, transformers): a step's time outside aten ops
 
 
 def resolve(name_or_file: str) -> tuple[ModelShape, object]:
@@ -97,6 +99,21 @@ def profiled_calls(call_s: float, budget_s: float = 2.0) -> int:
     return max(3, min(20, int(budget_s / max(2 * call_s, 1e-9))))
 
 
+def split(times: dict[str, float]) -> tuple[float, float]:
+    """Pure: (time in aten ops, time outside them) of one side's op_times."""
+    return sum(v for k, v in times.items() if k != OUTSIDE), times.get(OUTSIDE, 0.0)
+
+
+def why(a: dict[str, float], b: dict[str, float]) -> str:
+    """Pure: the two steps' profiled time split into aten ops and the rest, in words: where the ops agree and
+    the rest does not, the difference is the implementations' Python, not the model's work."""
+    (in_a, out_a), (in_b, out_b) = split(a), split(b)
+    if not in_b:
+        return ""
+    return (f"in aten ops hwprof / transformers = {in_a / in_b:.3f}; outside them hwprof {out_a * 1e3:.2f} ms, "
+            f"transformers {out_b * 1e3:.2f} ms a step ({(out_b - out_a) / (in_b + out_b):+.1%} of its profiled step)")
+
+
 def differences(a: dict[str, float], b: dict[str, float], n: int = 3) -> str:
     """Pure: the largest per-step differences between two op_times, in words (hwprof minus transformers)."""
     diffs = sorted(((k, a.get(k, 0.0) - b.get(k, 0.0)) for k in set(a) | set(b)), key=lambda kv: -abs(kv[1]))
@@ -130,7 +147,9 @@ def check(m: ModelShape, config, phase: str, precision: str, device: torch.devic
                 ours.append(mine)
                 theirs.append(peer)
             ops = op_times(dict(zip(SIDES, (case.run, step))), profiled_calls(call))
-            note = differences(ops["hwprof"], ops["transformers"])
+            note = "; ".join(x for x in (why(ops["hwprof"], ops["transformers"]),
+                                         differences(ops["hwprof"], ops["transformers"])) if x)
+            (in_a, out_a), (in_b, out_b) = split(ops["hwprof"]), split(ops["transformers"])
     ratio = statistics.median(h / p for h, p in zip(ours, theirs))
     hf_s = statistics.median(theirs)
     judged = phase == "prefill" or hf_s >= DECODE_JUDGED_S
@@ -138,7 +157,8 @@ def check(m: ModelShape, config, phase: str, precision: str, device: torch.devic
     if not judged:
         note = (f"transformers' decode step takes {hf_s * 1e3:.2f} ms, under {DECODE_JUDGED_S * 1e3:.0f} ms: "
                 "per-call Python overhead, which the two do not share, dominates; " + note)
-    return ModelCheck(m.name, phase, precision, statistics.median(ours), hf_s, ratio, verdict, note, rounds)
+    return ModelCheck(m.name, phase, precision, statistics.median(ours), hf_s, ratio, verdict, note, rounds,
+                      in_a / in_b if in_b else None, (out_a, out_b))
 
 
 def validate_model(name_or_file: str, device: torch.device, precisions=("fp32", "bf16"), phases=PHASES,
