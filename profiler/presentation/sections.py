@@ -41,9 +41,13 @@ def _unexplained(models: pd.DataFrame) -> str:
     if flagged.empty:
         return ""
     which = "; ".join(f"{r.model} {r.phase} {r.precision} {r.unexplained_share:+.0%}" for r in flagged.itertuples())
-    return (f" Flagged unexplained, their kernels alone differ from the step by more than {UNEXPLAINED_LIMIT:.0%}: "
-            f"{which}. Their measured step stands; their breakdown does not account for it (kernels measured alone "
-            "keep their weights in cache and their threads awake, which a whole step does not).")
+    noisy = flagged["flags"].fillna("").str.split(",").apply(lambda f: "noisy" in f).sum()
+    return (f" Flagged unexplained, their kernels differ from the step by more than {UNEXPLAINED_LIMIT:.0%}: "
+            f"{which}. Their measured step stands; their breakdown does not account for it (the ops and the glue "
+            "are measured in the step's sequence, so the rest lies with the matmuls and attention, which run "
+            "slower in a step than alone: threads waking between kernels, caches shared with the other kernels)."
+            + (f" {noisy} of them are also noisy (their interval is wider than the suite's target): their share is "
+               "no surer than that interval." if noisy else ""))
 
 
 def fleet_sections(df: pd.DataFrame, meta: dict) -> list[tuple[str, str, pd.DataFrame]]:

@@ -107,3 +107,18 @@ def test_the_report_names_the_precisions_held_to_a_wider_roof_and_only_those_wit
     amx = {"fp32": {"flops_per_s": 1e11, "shape": "a"}, "bf16": {"flops_per_s": 3e11, "shape": "b"}}
     assert not [line for line in machine_lines({"roofs": {"memory": memory, "compute": amx, "measured": "x"}})
                 if line.startswith("Held to")]
+
+
+def test_the_report_names_unexplained_steps_and_says_which_are_also_noisy():
+    import pandas as pd
+
+    from hwprof.presentation.sections import _unexplained
+    models = pd.DataFrame([
+        {"model": "tiny", "phase": "decode", "precision": "bf16", "unexplained_share": 0.24, "flags": "noisy,unexplained"},
+        {"model": "tiny", "phase": "prefill", "precision": "bf16", "unexplained_share": -0.18, "flags": "unexplained"},
+        {"model": "tiny", "phase": "prefill", "precision": "fp32", "unexplained_share": 0.05, "flags": "noisy"},
+    ])
+    words = _unexplained(models)
+    assert "tiny decode bf16 +24%; tiny prefill bf16 -18%" in words and "fp32" not in words
+    assert "1 of them are also noisy" in words
+    assert _unexplained(models.iloc[2:]) == ""
