@@ -53,9 +53,9 @@ class ModelRow:
     hef_time_ci_low: float | None               # its interval, where the step was measured at full depth
     hef_time_ci_high: float | None              # upper end of that interval
     hef_energy: float | None                    # the reference step's joules over this step's
-    predicted_time_s_per_token: float | None    # the kernel sum: each kernel's time x how often the step runs it, per token
+    predicted_time_s_per_token: float | None    # the kernel sum: each kernel's time x how often the step runs it (the ops at their time in the step's sequence), plus the glue, per token
     predicted_hef_time: float | None            # the reference step's kernel sum over this step's
-    unexplained_share: float | None             # 1 - predicted / measured time: the step's work no kernel measured alone explains
+    unexplained_share: float | None             # 1 - predicted / measured time: the step's work its kernels do not explain
     energy_source: str                          # the meter(s) the step's joules came from
     flags: str                                  # the step's (and for a training plan its kernels') caveats: estimate, noisy, few-rounds, ...
 
