@@ -29,8 +29,11 @@ class Kernels:
     merge_heads = staticmethod(ops.merge_heads)
 
 
-class Hollow(Kernels):
-    """Kernels that compute nothing: each returns a tensor of its output's shape, allocated once."""
+class HollowMatmuls(Kernels):
+    """Only the matmuls and attention are stubs, each returning a tensor of its output's shape, allocated once;
+    the ops between them run for real (Kernels'), in the step's order. An op timed alone, call after call, runs
+    with its code and operands hot; in a step it follows other kernels and runs up to several times slower (a
+    small one most). This step measures the ops as the step runs them."""
 
     def __init__(self, dtype: torch.dtype = torch.float32):
         self._out: dict = {}
@@ -50,6 +53,11 @@ class Hollow(Kernels):
 
     def sdpa(self, q, k, v, **kw):
         return self._empty((*q.shape[:-1], v.shape[-1]), q)
+
+
+class Hollow(HollowMatmuls):
+    """Kernels that compute nothing: the ops are stubs too, each handing back its input or a tensor of its
+    output's shape, allocated once."""
 
     def embedding(self, ids, table):
         return self._empty((*ids.shape, table.shape[1]), ids)
@@ -82,19 +90,3 @@ class Hollow(Kernels):
     def merge_heads(self, a):
         b, h, s, d = a.shape
         return self._empty((b, s, h * d), a)
-
-
-class HollowMatmuls(Hollow):
-    """Only the matmuls and attention are stubs; the ops between them run for real, in the step's order. An op
-    timed alone, call after call, runs with its code and operands hot; in a step it follows other kernels and
-    runs up to several times slower (a small one most). This step measures the ops as the step runs them."""
-    embedding = staticmethod(F.embedding)
-    rms_norm = staticmethod(ops.rms_norm)
-    layer_norm = staticmethod(ops.layer_norm)
-    silu_gate = staticmethod(ops.silu_gate)
-    gelu = staticmethod(ops.gelu_tanh)
-    rotary = staticmethod(ops.rotary)
-    rotary_tables = staticmethod(ops.rotary_tables)
-    residual = staticmethod(ops.residual)
-    kv_append = staticmethod(ops.kv_append)
-    merge_heads = staticmethod(ops.merge_heads)
