@@ -124,7 +124,7 @@ def _measured(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> flo
     n = plan.model.n_layers
     if v is None or step.depth == n:
         return v
-    parts = part_figures(by_id, plan, col, "config_id" if which == "config_id" else "reference_id")
+    parts = part_figures(by_id, plan, col, which)
     if parts is None:
         return None
     head = layer = glue = 0.0

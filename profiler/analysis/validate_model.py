@@ -104,10 +104,10 @@ def split(times: dict[str, float]) -> tuple[float, float]:
     return sum(v for k, v in times.items() if k != OUTSIDE), times.get(OUTSIDE, 0.0)
 
 
-def why(a: dict[str, float], b: dict[str, float]) -> str:
-    """Pure: the two steps' profiled time split into aten ops and the rest, in words: where the ops agree and
-    the rest does not, the difference is the implementations' Python, not the model's work."""
-    (in_a, out_a), (in_b, out_b) = split(a), split(b)
+def why(a: tuple[float, float], b: tuple[float, float]) -> str:
+    """Pure: the two steps' profiled time split into aten ops and the rest (`split` of each), in words: where
+    the ops agree and the rest does not, the difference is the implementations' Python, not the model's work."""
+    (in_a, out_a), (in_b, out_b) = a, b
     if not in_b:
         return ""
     return (f"in aten ops hwprof / transformers = {in_a / in_b:.3f}; outside them hwprof {out_a * 1e3:.2f} ms, "
@@ -147,9 +147,9 @@ def check(m: ModelShape, config, phase: str, precision: str, device: torch.devic
                 ours.append(mine)
                 theirs.append(peer)
             ops = op_times(dict(zip(SIDES, (case.run, step))), profiled_calls(call))
-            note = "; ".join(x for x in (why(ops["hwprof"], ops["transformers"]),
-                                         differences(ops["hwprof"], ops["transformers"])) if x)
             (in_a, out_a), (in_b, out_b) = split(ops["hwprof"]), split(ops["transformers"])
+            note = "; ".join(x for x in (why((in_a, out_a), (in_b, out_b)),
+                                         differences(ops["hwprof"], ops["transformers"])) if x)
     ratio = statistics.median(h / p for h, p in zip(ours, theirs))
     hf_s = statistics.median(theirs)
     judged = phase == "prefill" or hf_s >= DECODE_JUDGED_S

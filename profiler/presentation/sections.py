@@ -37,11 +37,12 @@ def sections(df: pd.DataFrame, meta: dict) -> list[tuple[str, str, pd.DataFrame]
 
 
 def _unexplained(models: pd.DataFrame) -> str:
-    flagged = models[models["flags"].fillna("").str.split(",").apply(lambda f: "unexplained" in f)]
+    flags = models["flags"].fillna("").str.split(",")
+    flagged = models[flags.apply(lambda f: "unexplained" in f)]
     if flagged.empty:
         return ""
     which = "; ".join(f"{r.model} {r.phase} {r.precision} {r.unexplained_share:+.0%}" for r in flagged.itertuples())
-    noisy = flagged["flags"].fillna("").str.split(",").apply(lambda f: "noisy" in f).sum()
+    noisy = flags[flagged.index].apply(lambda f: "noisy" in f).sum()
     return (f" Flagged unexplained, their kernels differ from the step by more than {UNEXPLAINED_LIMIT:.0%}: "
             f"{which}. Their measured step stands; their breakdown does not account for it (the ops and the glue "
             "are measured in the step's sequence, so the rest lies with the matmuls and attention, which run "

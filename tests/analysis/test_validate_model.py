@@ -24,9 +24,9 @@ def test_why_splits_each_step_into_aten_ops_and_the_python_around_them():
     theirs = {"aten::mm": 0.004, "aten::cat": 0.001, OUTSIDE: 0.0015}
     assert split(ours) == (pytest.approx(0.005), 0.0005)
     # the same work in ops; transformers' 1 ms more outside them is 15.4% of its 6.5 ms profiled step
-    assert why(ours, theirs) == ("in aten ops hwprof / transformers = 1.000; outside them hwprof 0.50 ms, "
+    assert why(split(ours), split(theirs)) == ("in aten ops hwprof / transformers = 1.000; outside them hwprof 0.50 ms, "
                                  "transformers 1.50 ms a step (+15.4% of its profiled step)")
-    assert why(ours, {}) == ""
+    assert why(split(ours), split({})) == ""
 
 
 def test_profiled_calls_fit_their_budget_within_bounds():
