@@ -171,6 +171,10 @@ def print_comparison(cmp, console: Console | None = None) -> None:
     console.print(t)
 
 
+# a validate check's verdict: reported is measured but not judged (too few rounds, or a short decode step)
+VERDICT_STYLE = {"pass": "green", "fail": "red", "reported": "cyan", "skip": "yellow"}
+
+
 def print_validation(device: str, checks: list, console: Console | None = None) -> None:
     """`hwprof validate`: one row per check (analysis.validate's result)."""
     console = console or make_console()
@@ -179,12 +183,12 @@ def print_validation(device: str, checks: list, console: Console | None = None) 
         t.add_column(col, overflow="fold")
     for c in checks:
         fmt = (lambda v: "-" if v is None else f"{v:.6g}")
-        color = {"pass": "green", "fail": "red", "skip": "yellow"}[c.verdict]
+        color = VERDICT_STYLE.get(c.verdict, "")
         t.add_row(data(c.kind), data(c.what), fmt(c.hwprof), fmt(c.peer), data(c.peer_name),
                   "-" if c.ratio is None else f"{c.ratio:.4f}", data(c.verdict, style=color), data(c.note))
     console.print(t)
     failed = sum(c.verdict == "fail" for c in checks)
-    console.print(f"{len(checks) - failed} passed or skipped, {failed} failed")
+    console.print(f"{len(checks) - failed} passed, reported or skipped, {failed} failed")
 
 
 def print_model_validation(device: str, checks: list, console: Console | None = None) -> None:
@@ -194,10 +198,9 @@ def print_model_validation(device: str, checks: list, console: Console | None = 
               box=box.SIMPLE_HEAD)
     for col in ("model", "phase", "precision", "hwprof / step", "transformers / step", "ratio", "verdict"):
         t.add_column(col, no_wrap=True)
-    colour = {"pass": "green", "fail": "red", "reported": "cyan", "skip": "yellow"}
     for c in checks:
         t.add_row(data(c.model), c.phase, data(c.precision), seconds(c.hwprof_s), seconds(c.transformers_s),
-                  "-" if c.ratio is None else f"{c.ratio:.3f}", data(c.verdict, style=colour.get(c.verdict, "")))
+                  "-" if c.ratio is None else f"{c.ratio:.3f}", data(c.verdict, style=VERDICT_STYLE.get(c.verdict, "")))
     console.print(t)
     for c in checks:
         if c.note:
