@@ -7,6 +7,7 @@ from typing import Any, Callable
 import torch
 
 from hwprof.kernels.attention import build_attention
+from hwprof.kernels.caches import cold_bytes
 from hwprof.kernels.case import Case
 from hwprof.kernels.errors import Unsupported
 from hwprof.kernels.linear import build_linear
@@ -69,8 +70,9 @@ def _looks_unsupported(message: str) -> bool:
     return any(p in m for p in _UNSUPPORTED_PHRASES)
 
 
-def estimate_bytes(spec: Spec) -> int:
-    """Peak memory a case needs, estimated before allocating (inputs, fp32 sources, fp64 reference)."""
+def estimate_bytes(spec: Spec, device: torch.device | None = None) -> int:
+    """Peak memory a case needs on `device` (default: the CPU), estimated before allocating (inputs, fp32
+    sources, fp64 reference, the weight copies a layer cycles through)."""
     if isinstance(spec, OpSpec):
         return 64 * 2**20 + 32 * (max(spec.elements, spec.shape[-1] * spec.shape[1] if spec.op == "embedding" else 0))
     if isinstance(spec, StepSpec):
@@ -79,11 +81,11 @@ def estimate_bytes(spec: Spec) -> int:
         fp32 = weight_bytes(spec.model, spec.layers, 4)
         ref = weight_bytes(spec.model, spec.layers, 8)
         logits = spec.tokens * spec.model.vocab * 8
-        return 2 * fp32 + (ref if ref <= REFERENCE_FP64_BYTES else fp32) + 4 * logits + 256 * 2**20
+        copies = cold_bytes(device) if spec.depth else 0          # a shallow step's layer copies (kernels.step)
+        return 2 * fp32 + copies + (ref if ref <= REFERENCE_FP64_BYTES else fp32) + 4 * logits + 256 * 2**20
     if isinstance(spec, MatmulSpec) and spec.kernel in ("linear", "conv1d"):
         _, n, k = spec.shape
-        from hwprof.kernels.linear import COLD_BYTES
-        return max(COLD_BYTES, 4 * n * k) + spec.element_count() * 16 + 64 * 2**20
+        return max(cold_bytes(device), 4 * n * k) + spec.element_count() * 16 + 64 * 2**20
     if isinstance(spec, MatmulSpec):
         b, m, n, k = spec.bmnk
         elem = PRECISIONS[spec.precision].element_bytes if spec.precision in PRECISIONS else 2   # schemes: bf16

@@ -4,8 +4,8 @@ against an [out, in] weight, or GPT-2's Conv1D: addmm with a bias against an [in
 In a step every layer's weights come from memory: each is used once per step, and the layers between two
 uses of one evict it. A layer timed alone, call after call, would find its weight in cache and run several
 times faster at decode, where the weight is the whole of the work. So the case cycles through enough copies of
-the weight to exceed the last-level cache several times over (`cold_bytes`), each call using the next, and
-its activations stay warm, as they are in the step.
+the weight to exceed the device's last-level cache several times over (kernels.caches), each call using the
+next, and its activations stay warm, as they are in the step.
 """
 from __future__ import annotations
 
@@ -15,24 +15,25 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from hwprof.kernels import flops
+from hwprof.kernels import caches, flops
 from hwprof.kernels.case import Case, nbytes, rel_error, stored_bytes
 from hwprof.kernels.errors import Unsupported
 from hwprof.kernels.precision import PRECISIONS, fp32_matmul_mode
 from hwprof.kernels.sparsity import prune
 from hwprof.kernels.spec import MatmulSpec
 
-COLD_BYTES = 128 * 2**20       # default weight memory cycled through: 4x a 32 MiB last-level cache
 MAX_COPIES = 256
 
 
-def copies_for(weight_bytes: int, cold_bytes: int = COLD_BYTES) -> int:
+def copies_for(weight_bytes: int, cold_bytes: int) -> int:
     """Pure: how many copies of a weight make its calls read it from memory (1 for one already that large)."""
     return max(1, min(MAX_COPIES, -(-cold_bytes // max(1, weight_bytes))))
 
 
-def build_linear(spec: MatmulSpec, device: torch.device, seed: int, cold_bytes: int = COLD_BYTES) -> Case:
+def build_linear(spec: MatmulSpec, device: torch.device, seed: int, cold_bytes: int | None = None) -> Case:
+    """`cold_bytes`: the weight memory to cycle through (default: the device's, kernels.caches)."""
     prec = PRECISIONS[spec.precision]
+    cold_bytes = cold_bytes or caches.cold_bytes(device)
     if prec.family not in ("float", "tf32"):
         raise Unsupported(f"a {spec.kernel} layer in {spec.precision} is a quantization scheme's job "
                           "(w8a8, w8a16, fp8-row, fp8w): plain int8 and fp8 tensors have no linear layer")

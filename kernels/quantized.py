@@ -90,8 +90,9 @@ def build_quantized(spec: MatmulSpec, device: torch.device, seed: int, first_cal
         import copy
         import itertools
 
+        from hwprof.kernels.caches import cold_bytes
         from hwprof.kernels.linear import copies_for
-        layers = [linear] + [copy.deepcopy(linear) for _ in range(copies_for(weight_bytes) - 1)]
+        layers = [linear] + [copy.deepcopy(linear) for _ in range(copies_for(weight_bytes, cold_bytes(device)) - 1)]
         order = itertools.cycle(layers)
         run = lambda: next(order)(x)                                 # noqa: E731
     return Case(spec=spec, run=run, logical_flops=spec.logical_flops,

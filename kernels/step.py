@@ -214,9 +214,10 @@ def _model(spec: StepSpec, dtype: torch.dtype, seed: int, device):
         return hf.build_model(config, dtype, seed, device, spec.depth or None)
     replicas = 1
     if spec.depth:              # a shallow step reads its layers cold, as the whole model's does
+        from hwprof.kernels.caches import cold_bytes
         from hwprof.kernels.linear import copies_for
         layer_bytes = decoder.weight_bytes(spec.model, spec.layers, 4) - decoder.weight_bytes(spec.model, 0, 4)
-        replicas = copies_for(layer_bytes)
+        replicas = copies_for(layer_bytes, cold_bytes(device))
     return decoder.Decoder(spec.model, seed, device, spec.layers, replicas=replicas).to(dtype)
 
 

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 
+from hwprof.kernels.caches import cold_bytes
 from hwprof.measuring.timing import Timer, timer_for
 
-CACHE_SYSFS = Path("/sys/devices/system/cpu/cpu0/cache")
-MIN_ARRAY_BYTES = 64 * 2**20
-LLC_MULTIPLE = 4
 
 
 @dataclass(frozen=True)
@@ -34,35 +31,9 @@ class MemoryRoof:
         return asdict(self)
 
 
-def _parse_size(text: str) -> int:
-    """sysfs cache sizes: '32768K', '1M', '512'."""
-    text = text.strip().upper()
-    scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
-    return int(text.rstrip("KMG")) * scale
-
-
-def last_level_cache_bytes(root: Path = CACHE_SYSFS) -> int | None:
-    """Size of the highest-level data or unified cache cpu0 sees (None where sysfs does not say)."""
-    best: tuple[int, int] | None = None
-    for index in sorted(root.glob("index*")):
-        try:
-            level = int((index / "level").read_text())
-            kind = (index / "type").read_text().strip()
-            size = _parse_size((index / "size").read_text())
-        except (OSError, ValueError):
-            continue
-        if kind in ("Data", "Unified") and (best is None or level > best[0]):
-            best = (level, size)
-    return best[1] if best else None
-
-
 def array_bytes_for(device: torch.device) -> int:
-    """Bytes per array: LLC_MULTIPLE x the last-level cache (L2 on a GPU), at least MIN_ARRAY_BYTES."""
-    if device.type == "cuda":
-        llc = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or None
-    else:
-        llc = last_level_cache_bytes()
-    return max(MIN_ARRAY_BYTES, LLC_MULTIPLE * (llc or 0))
+    """Bytes per array: LLC_MULTIPLE x the last-level cache (L2 on a GPU), at least 64 MiB (kernels.caches)."""
+    return cold_bytes(device)
 
 
 def _best_seconds(fn, timer: Timer, trials: int, budget_s: float) -> tuple[float, int]:

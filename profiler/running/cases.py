@@ -88,7 +88,7 @@ def _replay(b: Built, s: Session) -> None:
 def _build_one(spec: Spec, s: Session, b: Built) -> None:
     cid = spec.config_id
     b.specs[cid] = spec
-    need, free = estimate_bytes(spec), free_memory(s.device)
+    need, free = estimate_bytes(spec, s.device), free_memory(s.device)
     if need > free:
         b.rows[cid] = base_row(spec, s.device, "error", f"skipped: needs about {need / 2**30:.1f} GiB, "
                                                         f"{free / 2**30:.1f} GiB free on {s.device}")

@@ -121,7 +121,7 @@ def _resolve_suite(opts: RunOptions, stored: dict | None) -> tuple[Suite, torch.
 def check_memory(suite: Suite, info: DeviceInfo) -> None:
     """Reject, before anything runs, a configuration that cannot fit in the device's memory at all."""
     for spec in suite.specs:
-        need = estimate_bytes(spec)
+        need = estimate_bytes(spec, torch.device(info.device))
         if need > info.total_memory_bytes:
             raise BadInput(f"suite {suite.source}: {spec.config_id} needs about {need / 2**30:.1f} GiB; "
                            f"{info.name} has {info.total_memory_bytes / 2**30:.1f} GiB")
