@@ -225,11 +225,12 @@ def test_tiny_suite_end_to_end_on_cuda(tmp_path, tiny_suite):
 
 def test_the_memory_roof_runs_on_device_memory_below_the_datasheet(dev):
     from hwprof.measuring.peaks import match_gpu
-    from hwprof.measuring.stream import array_bytes_for, measure_memory_roof
+    from hwprof.kernels.caches import cold_bytes
+    from hwprof.measuring.stream import measure_memory_roof
     l2 = torch.cuda.get_device_properties(dev).L2_cache_size
-    assert array_bytes_for(dev) >= 4 * l2
+    assert cold_bytes(dev) >= 4 * l2
     before = torch.cuda.memory_allocated(dev)
-    roof = measure_memory_roof(dev, trials=5, budget_s=1.0)
+    roof = measure_memory_roof(dev, cold_bytes(dev), trials=5, budget_s=1.0)
     assert "device memory" in roof.method and torch.cuda.memory_allocated(dev) == before   # arrays freed
     entry = match_gpu(torch.cuda.get_device_name(dev))
     if entry:                                  # a STREAM triad reaches 60-100% of the datasheet bandwidth

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from hwprof.kernels.caches import cold_bytes
 from hwprof.measuring.timing import Timer, timer_for
 
 
@@ -31,11 +30,6 @@ class MemoryRoof:
         return asdict(self)
 
 
-def array_bytes_for(device: torch.device) -> int:
-    """Bytes per array: LLC_MULTIPLE x the last-level cache (L2 on a GPU), at least 64 MiB (kernels.caches)."""
-    return cold_bytes(device)
-
-
 def _best_seconds(fn, timer: Timer, trials: int, budget_s: float) -> tuple[float, int]:
     """Best time of up to `trials` single calls (at least 3), stopping early once budget_s is spent."""
     best, done, t_start = float("inf"), 0, time.perf_counter()
@@ -45,12 +39,13 @@ def _best_seconds(fn, timer: Timer, trials: int, budget_s: float) -> tuple[float
     return best, done
 
 
-def measure_memory_roof(device: torch.device, array_bytes: int | None = None, trials: int = 10,
+def measure_memory_roof(device: torch.device, array_bytes: int, trials: int = 10,
                         budget_s: float = 2.0, timer: Timer | None = None) -> MemoryRoof:
     """STREAM copy (b = a) and triad (a = b + s*c) in fp32, timed by the run's timer (the device's own by
-    default); one warm-up call each first-touches the pages."""
+    default), over arrays of `array_bytes` each (the caller's: 4x the cache, kernels.caches); one warm-up call
+    each first-touches the pages."""
     timer = timer or timer_for(device)
-    n = (array_bytes or array_bytes_for(device)) // 4
+    n = array_bytes // 4
     a = torch.ones(n, dtype=torch.float32, device=device)
     b = torch.full((n,), 2.0, dtype=torch.float32, device=device)
     c = torch.full((n,), 0.5, dtype=torch.float32, device=device)

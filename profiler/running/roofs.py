@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from hwprof.kernels.build import build_case
+from hwprof.kernels.caches import cold_bytes
 from hwprof.kernels.errors import Unsupported
 from hwprof.kernels.spec import MatmulSpec
 from hwprof.measuring.devices import DeviceInfo
@@ -166,7 +167,7 @@ def get_roofs(info: DeviceInfo, device: torch.device, timer: Timer, wanted: dict
     t0 = time.perf_counter()
     if roofs is None:
         notify("measuring this machine's roofs (once; cached for later runs)")
-        roofs = Roofs(fingerprint(key), key, time.strftime("%Y-%m-%d"), measure_memory_roof(device, timer=timer))
+        roofs = Roofs(fingerprint(key), key, time.strftime("%Y-%m-%d"), measure_memory_roof(device, cold_bytes(device), timer=timer))
     budget = budget_per_precision_s or (3.0 if device.type == "cuda" else 1.0)
     for p in missing:
         roofs.compute[p] = sweep_compute_roof(p, device, timer, budget, extra=wanted[p], previous=roofs.compute.get(p))

@@ -1,19 +1,9 @@
-"""The STREAM-style memory roof: array sizes from the cache (kernels.caches), byte counting, a real run."""
+"""The STREAM-style memory roof: byte counting, a real run (its array size, 4x the cache: tests/kernels/test_caches.py)."""
 import pytest
 import torch
 
 import hwprof.measuring.stream as stream
-from hwprof.kernels import caches
-from hwprof.measuring.stream import array_bytes_for, measure_memory_roof
-
-
-def test_arrays_are_four_times_the_llc_and_at_least_64_mib(monkeypatch):
-    monkeypatch.setattr(caches, "last_level_cache_bytes", lambda: 32 * 2**20)
-    assert array_bytes_for(torch.device("cpu")) == 128 * 2**20
-    monkeypatch.setattr(caches, "last_level_cache_bytes", lambda: 2**20)
-    assert array_bytes_for(torch.device("cpu")) == 64 * 2**20
-    monkeypatch.setattr(caches, "last_level_cache_bytes", lambda: None)
-    assert array_bytes_for(torch.device("cpu")) == 4 * caches.UNKNOWN_LLC_BYTES
+from hwprof.measuring.stream import measure_memory_roof
 
 
 def test_copy_counts_two_words_and_triad_three(monkeypatch):

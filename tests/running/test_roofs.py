@@ -200,7 +200,7 @@ MEM = MemoryRoof(1e10, "triad", 9e9, 1e10, 2**26, 10, "test")
 def test_roofs_are_cached_per_machine_and_missing_precisions_added(tmp_path, monkeypatch):
     monkeypatch.setenv("HWPROF_CACHE_DIR", str(tmp_path))
     measured = []
-    monkeypatch.setattr(roofs_mod, "measure_memory_roof", lambda device, timer=None: measured.append("memory") or MEM)
+    monkeypatch.setattr(roofs_mod, "measure_memory_roof", lambda device, array_bytes, timer=None: measured.append("memory") or MEM)
     monkeypatch.setattr(roofs_mod, "sweep_compute_roof",
                         lambda p, device, timer, budget, extra=(), previous=None: measured.append(p) or
                         ComputeRoof(p, 1e9, "64x64x64", tried=("64x64x64", *("x".join(map(str, x)) for x in extra))))
@@ -232,7 +232,7 @@ def test_roofs_are_cached_per_machine_and_missing_precisions_added(tmp_path, mon
 def test_a_cached_roof_of_the_wrong_type_is_left_out_said_and_measured_again(tmp_path, monkeypatch, bad, precision):
     monkeypatch.setenv("HWPROF_CACHE_DIR", str(tmp_path))
     measured = []
-    monkeypatch.setattr(roofs_mod, "measure_memory_roof", lambda device, timer=None: measured.append("memory") or MEM)
+    monkeypatch.setattr(roofs_mod, "measure_memory_roof", lambda device, array_bytes, timer=None: measured.append("memory") or MEM)
     monkeypatch.setattr(roofs_mod, "sweep_compute_roof", lambda p, device, timer, budget, extra=(), previous=None:
                         measured.append(p) or ComputeRoof(p, 1e9, "64x64x64", tried=("64x64x64",)))
     info = _info()
