@@ -111,6 +111,10 @@ def test_a_model_step_is_built_once_while_its_kernels_are_rebuilt_every_pass(tmp
         builds[spec.config_id] += 1
         return real_build(spec, *a, **kw)
     monkeypatch.setattr(kernels, "build_case", build)
+    # a 32 MiB cache, as on CI: on a 105 MiB one each rebuilt layer cycles 420 MiB of copies, and this
+    # test's 0.06 s budget then leaves the steps one round (what it checks is which cases are rebuilt)
+    from hwprof.kernels import caches
+    monkeypatch.setattr(caches, "last_level_cache_bytes", lambda: 32 * 2**20)
     suite = tmp_path / "m.toml"
     suite.write_text('name = "m"\nbudget_s = 0.06\nci_target = 0.5\nwarmup_s = 0.0\nmin_window_s = 0.0\n'
                      'rounds = 3\nround_s = 0.0\n[[model]]\npreset = "tiny"\nprecisions = ["fp32", "bf16"]\n'
