@@ -8,6 +8,7 @@ layer timed alone then finds part of its weight cached and reads faster than in 
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -25,8 +26,10 @@ def parse_size(text: str) -> int:
     return int(text.rstrip("KMG")) * scale
 
 
+@functools.lru_cache(maxsize=None)
 def last_level_cache_bytes(root: Path = CACHE_SYSFS) -> int | None:
-    """Size of the highest-level data or unified cache cpu0 sees (None where sysfs does not say)."""
+    """Size of the highest-level data or unified cache cpu0 sees (None where sysfs does not say). Read once a
+    tree: every layer built and every case's memory estimate asks."""
     best: tuple[int, int] | None = None
     for index in sorted(root.glob("index*")):
         try:

@@ -15,7 +15,6 @@ import torch
 from hwprof.measuring.timing import Timer, timer_for
 
 
-
 @dataclass(frozen=True)
 class MemoryRoof:
     bytes_per_s: float           # best of copy and triad
