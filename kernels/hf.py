@@ -10,7 +10,10 @@ calls as a user's code makes them.
 """
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -24,7 +27,31 @@ LLAMA_LIKE = ("llama", "mistral")
 ROPE_THETA = 500000.0                      # Llama 3's, kernels.ops.rotary_tables' default          # the architectures kernels.decoder's llama family computes
 
 
+def _unshadow_hub_kernels() -> None:
+    """This repository's kernels/ folder (installed as hwprof.kernels) is also a top-level `kernels` package
+    wherever the checkout's root is on sys.path (pytest from the root, `python -m hwprof` there), and
+    transformers 5 imports Hugging Face's own `kernels` package by that name: it then found ours and failed
+    with an ImportError inside a model's build. Load Hugging Face's package first, from the path without
+    the checkout, so that the name is taken by the package transformers means."""
+    if "kernels" in sys.modules:
+        return
+    ours = Path(__file__).resolve().parent
+    path = [p for p in sys.path if (Path(p or ".").resolve() / "kernels") != ours]
+    if len(path) == len(sys.path):
+        return                                      # nothing shadows it: a plain import finds the right one
+    spec = importlib.machinery.PathFinder.find_spec("kernels", path)
+    if spec is None or spec.loader is None:
+        return                                      # not installed: transformers does without it
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["kernels"] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:                               # a broken install: leave the name free, as before
+        del sys.modules["kernels"]
+
+
 def transformers_version() -> str | None:
+    _unshadow_hub_kernels()
     try:
         import transformers
     except ImportError:

@@ -19,7 +19,7 @@ def test_window_mask_is_causal_band():
 
 @pytest.mark.parametrize("mask", ["none", "causal", "window:5"])
 def test_chunked_fp64_reference_matches_torch_math(mask, monkeypatch):
-    import kernels.attention as att
+    import hwprof.kernels.attention as att
     monkeypatch.setattr(att, "REFERENCE_CHUNK_BYTES", 2 * 3 * 16 * 8 * 3)   # force several query chunks
     q, k, v = (torch.randn(2, 3, 16, 8, dtype=torch.float64) for _ in range(3))
     allowed = {"none": None, "causal": torch.ones(16, 16, dtype=torch.bool).tril(),

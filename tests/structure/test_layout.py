@@ -76,6 +76,15 @@ def test_layers_import_downwards_only():
     assert not bad, "\n".join(bad)
 
 
+def test_tests_import_the_package_by_its_installed_name():
+    """`import kernels.attention` from a test found the checkout's folder under another name (a second copy
+    of the module, which a monkeypatch of it never reached), and takes the name from Hugging Face's kernels
+    package, which transformers imports."""
+    bad = [f"{p.relative_to(REPO)} imports {i}" for p in sorted((REPO / "tests").rglob("*.py"))
+           for i in _imports(p) if i.split(".")[0] != "hwprof"]
+    assert not bad, "\n".join(bad)
+
+
 def test_kernels_know_nothing_of_meters_and_timers_and_meters_nothing_of_kernels():
     for path in _sources():
         me = _module_name(path)
