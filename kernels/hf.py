@@ -52,6 +52,10 @@ def _unshadow_hub_kernels() -> None:
 
 def transformers_version() -> str | None:
     _unshadow_hub_kernels()
+    # transformers imports torchao where it is installed, and torchao warns of every CUDA extension it cannot
+    # load: imported quietly first, the later import is a lookup
+    from hwprof.kernels.quantized import torchao_version
+    torchao_version()
     try:
         import transformers
     except ImportError:
