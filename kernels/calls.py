@@ -1,6 +1,7 @@
 """Every kernel a step of kernels.decoder calls, in one table: the real ones (Kernels), or stubs that only hand
-back an output of the right shape (Hollow: every kernel; HollowMatmuls: the matmuls and attention only), so
-that a hollow step measures the step's work between its kernels, with or without its ops.
+back an output of the right shape (Hollow: every kernel; HollowMatmuls: the matmuls and attention only;
+HollowOps: the ops only), so that a hollow step measures the step's work between its kernels, with its ops
+or its matmuls and attention as the step runs them.
 """
 from __future__ import annotations
 
@@ -29,15 +30,12 @@ class Kernels:
     merge_heads = staticmethod(ops.merge_heads)
 
 
-class HollowMatmuls(Kernels):
-    """Only the matmuls and attention are stubs, each returning a tensor of its output's shape, allocated once;
-    the ops between them run for real (Kernels'), in the step's order. An op timed alone, call after call, runs
-    with its code and operands hot; in a step it follows other kernels and runs up to several times slower (a
-    small one most). This step measures the ops as the step runs them."""
+class _Stubs:
+    """An output of a stub: a tensor of its shape in the activations' dtype, allocated once."""
 
     def __init__(self, dtype: torch.dtype = torch.float32):
         self._out: dict = {}
-        self.dtype = dtype                  # the activations' (the weights live on the meta device)
+        self.dtype = dtype                  # the activations'
 
     def _empty(self, shape, like: torch.Tensor) -> torch.Tensor:
         key = (tuple(shape), like.device)
@@ -45,6 +43,8 @@ class HollowMatmuls(Kernels):
             self._out[key] = torch.zeros(*shape, dtype=self.dtype, device=like.device)
         return self._out[key]
 
+
+class _MatmulStubs(_Stubs):
     def linear(self, x, w, b=None):
         return self._empty((*x.shape[:-1], w.shape[0]), x)
 
@@ -55,9 +55,8 @@ class HollowMatmuls(Kernels):
         return self._empty((*q.shape[:-1], v.shape[-1]), q)
 
 
-class Hollow(HollowMatmuls):
-    """Kernels that compute nothing: the ops are stubs too, each handing back its input or a tensor of its
-    output's shape, allocated once."""
+class _OpStubs(_Stubs):
+    """The ops between the matmuls as stubs, each handing back its input or a tensor of its output's shape."""
 
     def embedding(self, ids, table):
         return self._empty((*ids.shape, table.shape[1]), ids)
@@ -90,3 +89,21 @@ class Hollow(HollowMatmuls):
     def merge_heads(self, a):
         b, h, s, d = a.shape
         return self._empty((b, s, h * d), a)
+
+
+class HollowMatmuls(_MatmulStubs, Kernels):
+    """Only the matmuls and attention are stubs; the ops between them run for real (Kernels'), in the step's
+    order. An op timed alone, call after call, runs with its code and operands hot; in a step it follows other
+    kernels and runs up to several times slower (a small one most). This step measures the ops as the step
+    runs them (the weights they read are real; the matmuls' stay on the meta device)."""
+
+
+class HollowOps(_OpStubs, Kernels):
+    """Only the ops are stubs; the matmuls and attention run for real, on real weights, in the step's order.
+    A matmul timed alone, call after call, keeps its kernel's code, its oneDNN primitive and (AMX) its tile
+    configuration hot; in a step each follows kernels of other shapes (bf16 linear layers ran 1.3-1.7x their
+    time alone). This step measures the matmuls and attention as the step runs them."""
+
+
+class Hollow(_OpStubs, _MatmulStubs):
+    """Kernels that compute nothing: every kernel a stub."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from hwprof.kernels.calls import Hollow, HollowMatmuls, Kernels
+from hwprof.kernels.calls import Hollow, HollowMatmuls, HollowOps, Kernels
 from hwprof.kernels.model import ModelShape
 
 
@@ -120,19 +120,24 @@ class Decoder(nn.Module):
     """`depth` of the model's layers (all of them by default), embedding, final norm and LM head."""
 
     def __init__(self, m: ModelShape, seed: int = 0, device=torch.device("cpu"), depth: int | None = None,
-                 hollow: torch.dtype | None = None, replicas: int = 1, live_ops: bool = False):
+                 hollow: torch.dtype | None = None, replicas: int = 1, live_ops: bool = False,
+                 live_matmuls: bool = False):
         """`hollow` (the activations' dtype): every kernel a stub (Hollow), the weights on the meta device;
         with `live_ops`, the ops between the matmuls run (HollowMatmuls), and the weights they read (norms,
-        embedding, positions) are real. `replicas`: that many copies of the `depth` layers, each call using
+        embedding, positions) are real; with `live_matmuls`, the matmuls and attention run on real weights and
+        the ops are stubs (HollowOps). `replicas`: that many copies of the `depth` layers, each call using
         the next, so that a shallow step reads its layers' weights from memory as the whole model's step does
         (kernels.linear's reason)."""
         super().__init__()
+        if live_ops and live_matmuls:
+            raise ValueError("a hollow step runs its ops or its matmuls live, not both (that is the step)")
         real = device
-        if hollow is not None:
+        if hollow is not None and not live_matmuls:
             device = torch.device("meta")
         gen = torch.Generator(device=device).manual_seed(seed) if device.type != "meta" else None
         self.m, self.depth = m, depth or m.n_layers
-        self.k = k = (HollowMatmuls if live_ops else Hollow)(hollow) if hollow is not None else Kernels()
+        stubs = HollowMatmuls if live_ops else HollowOps if live_matmuls else Hollow
+        self.k = k = stubs(hollow) if hollow is not None else Kernels()
         self.embed = nn.Parameter(_normal(gen, m.vocab, m.d_model, device=device), requires_grad=False)
         if m.family == "gpt2":
             self.positions = nn.Parameter(_normal(gen, m.max_positions, m.d_model, device=device), requires_grad=False)

@@ -38,6 +38,7 @@ class StepSpec:
     decomposed: bool = True          # False: a transformers architecture kernels.model does not decompose
     hollow: bool = False             # every kernel a stub: the step's own work between kernels (its glue)
     live_ops: bool = False           # hollow, but the ops between the matmuls run: the ops as the step runs them
+    live_matmuls: bool = False       # hollow, but the matmuls and attention run: them as the step runs them
     kernel: str = "step"
     pass_: str = "fwd"
 
@@ -57,8 +58,10 @@ class StepSpec:
             raise ValueError("a step whose kernels are not known is a transformers architecture's")
         if self.hollow and (self.backend != "hwprof" or self.sparsity.pattern != "dense"):
             raise ValueError("a hollow step is hwprof's decoder, dense")
-        if self.live_ops and not self.hollow:
-            raise ValueError("live ops are a hollow step's (its matmuls and attention stubs)")
+        if (self.live_ops or self.live_matmuls) and not self.hollow:
+            raise ValueError("live ops or matmuls are a hollow step's (the rest of its kernels stubs)")
+        if self.live_ops and self.live_matmuls:
+            raise ValueError("a hollow step runs its ops or its matmuls live, not both (that is the step)")
 
     @property
     def layers(self) -> int:
@@ -77,7 +80,7 @@ class StepSpec:
     @property
     def config_id(self) -> str:
         b, t, c = self.shape
-        tail = ("" if self.backend == "hwprof" else "/transformers") + ("/hollow" if self.hollow else "") + ("+ops" if self.live_ops else "")
+        tail = ("" if self.backend == "hwprof" else "/transformers") + ("/hollow" if self.hollow else "") + ("+ops" if self.live_ops else "") + ("+mm" if self.live_matmuls else "")
         return f"step/{self.model.name}/{self.phase}/{b}x{t}x{c}/L{self.layers}/{self.precision}/{self.sparsity}{tail}"
 
     def parts(self):
@@ -127,7 +130,7 @@ class StepSpec:
 
     def reference(self) -> "StepSpec":
         return StepSpec(self.model, "fp32", SparsitySpec("dense"), self.phase, self.depth, self.backend, self.config,
-                        self.decomposed, self.hollow, live_ops=self.live_ops)
+                        self.decomposed, self.hollow, live_ops=self.live_ops, live_matmuls=self.live_matmuls)
 
     def element_count(self) -> int:
         from hwprof.kernels.decoder import weight_bytes
@@ -199,12 +202,20 @@ def build_step(spec: StepSpec, device: torch.device, seed: int) -> Case:
 
 def _hollow(spec: StepSpec, dtype: torch.dtype, seed: int, device) -> Case:
     """The step with every kernel a stub (kernels.calls.Hollow): what it costs between its kernels; with
-    live ops, only its matmuls and attention are (kernels.calls.HollowMatmuls): its ops and glue as the step runs them."""
+    live ops, only its matmuls and attention are (kernels.calls.HollowMatmuls): its ops and glue as the step
+    runs them; with live matmuls, only its ops are (HollowOps): its matmuls, attention and glue as the step
+    runs them, on real weights (quantized for a scheme)."""
     from hwprof.kernels import decoder
-    model = decoder.Decoder(spec.model, seed, device, spec.layers, hollow=dtype, live_ops=spec.live_ops).to(dtype)
+    model = decoder.Decoder(spec.model, seed, device, spec.layers, hollow=dtype, live_ops=spec.live_ops,
+                            live_matmuls=spec.live_matmuls).to(dtype)
+    weights = 0
+    if spec.live_matmuls:
+        if is_scheme(spec.precision):
+            _quantize(model, spec.precision)
+        weights = sum(_stored(p) for p in list(model.parameters()) + list(model.buffers()))
     run = _runner(spec, model, dtype, seed, device)
     return Case(spec=spec, run=run, logical_flops=0, physical_flops=0, density=1.0, backend="hwprof",
-                bytes_moved=0, error_fn=lambda out: float("nan"), context=torch.no_grad)
+                bytes_moved=0, error_fn=lambda out: float("nan"), context=torch.no_grad, weight_bytes=weights)
 
 
 def _model(spec: StepSpec, dtype: torch.dtype, seed: int, device):

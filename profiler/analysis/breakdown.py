@@ -20,11 +20,11 @@ BREAKDOWN_DOCS = {
     "role": "the part's place in the step (q_proj, mlp_up, rmsnorm, kv_append, glue, ...)",
     "config_id": "the kernel measured alone for this part (empty for unexplained)",
     "count": "how often one step runs it (n_layers for a layer's kernel)",
-    "time_s_per_token": "count x the kernel's time per call, per token, as the step runs it: an op's time alone "
-                        "scaled by its ops' in-step factor (the ops measured in the step's sequence, "
-                        "ops_in_step, over their sum alone); unexplained: the measured step's time less the parts'",
-    "alone_s_per_token": "count x the kernel's time per call measured alone, per token (differs from "
-                         "time_s_per_token for the ops only)",
+    "time_s_per_token": "count x the kernel's time per call, per token, as the step runs it: its time alone "
+                        "scaled by its kind's in-step factor (the ops, or the matmuls and attention, measured in "
+                        "the step's sequence, ops_in_step or matmuls_in_step, less the glue, over their sum "
+                        "alone); unexplained: the measured step's time less the parts'",
+    "alone_s_per_token": "count x the kernel's time per call measured alone, per token (the glue's is its own)",
     "share_of_step": "its share of the measured step's time",
 }
 BREAKDOWN_COLUMNS = list(BREAKDOWN_DOCS)

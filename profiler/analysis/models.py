@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from hwprof.kernels.model import non_embedding_params, standard_flops_per_token
-from hwprof.running.modelplan import OPS_IN_STEP, ModelPlan, Part
+from hwprof.running.modelplan import IN_STEP, MATMULS_IN_STEP, OPS_IN_STEP, ModelPlan, Part
 from hwprof.running.results import UNEXPLAINED_LIMIT
 
 # a kernel's flags that say something of the whole step it belongs to (not nonfinite or upcast-fp32: its own)
@@ -53,7 +53,8 @@ class ModelRow:
     hef_time_ci_low: float | None               # its interval, where the step was measured at full depth
     hef_time_ci_high: float | None              # upper end of that interval
     hef_energy: float | None                    # the reference step's joules over this step's
-    predicted_time_s_per_token: float | None    # the kernel sum: each kernel's time x how often the step runs it (the ops at their time in the step's sequence), plus the glue, per token
+    predicted_time_s_per_token: float | None    # the kernel sum: each kernel's time x how often the step runs it (ops, matmuls and attention at their time in the step's sequence), plus the glue, per token
+    predicted_alone_time_s_per_token: float | None  # the same sum with every kernel at its time measured alone, call after call (what a sum of operator profiles predicts)
     predicted_hef_time: float | None            # the reference step's kernel sum over this step's
     unexplained_share: float | None             # 1 - predicted / measured time: the step's work its kernels do not explain
     energy_source: str                          # the meter(s) the step's joules came from
@@ -91,17 +92,25 @@ def _missing(by_id: pd.DataFrame, pairs: list[tuple[str, str]]) -> list[str]:
 
 def in_step(parts: list[tuple[Part, float]]) -> list[tuple[Part, float, float]]:
     """Pure: (part, figure in the step, figure alone) of each part of the kernel sum, from each part's
-    count-weighted figure. Measured alone, call after call, an op runs with its code and operands hot; in the
-    step it follows other kernels and takes longer (a small one several times). Where the plan has OPS_IN_STEP
-    (the step with only its matmuls and attention stubbed: its ops and glue in the step's order), the ops'
-    figures are scaled by (OPS_IN_STEP - glue) / their sum alone, so that together they are what the ops
-    cost in the step; OPS_IN_STEP itself is not a term of the sum."""
-    measured = {p.role: x for p, x in parts if p.role in (OPS_IN_STEP, "glue")}
-    alone_ops = sum(x for p, x in parts if p.is_op)
-    factor = 1.0
-    if OPS_IN_STEP in measured and alone_ops > 0:
-        factor = (measured[OPS_IN_STEP] - measured.get("glue", 0.0)) / alone_ops
-    return [(p, x * factor if p.is_op else x, x) for p, x in parts if p.role != OPS_IN_STEP]
+    count-weighted figure. Measured alone, call after call, a kernel runs with its code and operands hot; in
+    the step it follows kernels of other kinds and shapes and takes longer (a small op several times, a bf16
+    linear layer 1.3-1.7x). Where the plan has OPS_IN_STEP (the step with only its matmuls and attention
+    stubbed: its ops and glue in the step's order), the ops' figures are scaled by (OPS_IN_STEP - glue) / their
+    sum alone, so that together they are what the ops cost in the step; MATMULS_IN_STEP (only the ops
+    stubbed) scales the matmuls and attention likewise. Each kernel keeps its share of its kind; the
+    in-step parts themselves are not terms of the sum."""
+    measured = {p.role: x for p, x in parts if p.role in (*IN_STEP, "glue")}
+    glue = measured.get("glue", 0.0)
+
+    def factor(role: str, alone: float) -> float:
+        # none where the column has no in-step figure (a hollow step's FLOPs are 0): the figure alone stands
+        inside = measured.get(role, 0.0) - glue
+        return inside / alone if inside > 0 and alone > 0 else 1.0
+    kernels = [(p, x) for p, x in parts if p.role not in (*IN_STEP, "glue")]
+    ops = factor(OPS_IN_STEP, sum(x for p, x in kernels if p.is_op))
+    matmuls = factor(MATMULS_IN_STEP, sum(x for p, x in kernels if not p.is_op))
+    return [(p, x * (ops if p.is_op else matmuls if p.role != "glue" else 1.0), x)
+            for p, x in parts if p.role not in IN_STEP]
 
 
 def part_figures(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> list[tuple[Part, float, float]] | None:
@@ -138,9 +147,9 @@ def _measured(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> flo
     return scale_depth(v, head, layer, glue, step.depth, n)
 
 
-def _kernel_sum(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> float | None:
+def _kernel_sum(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str, alone: bool = False) -> float | None:
     parts = part_figures(by_id, plan, col, which)
-    return None if parts is None else sum(x for _, x, _ in parts)
+    return None if parts is None else sum(a if alone else x for _, x, a in parts)
 
 
 def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
@@ -163,6 +172,7 @@ def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
                         reason="; ".join(dict.fromkeys(missing + kernels_missing)))
     pred, pred_ref = (None, None) if kernels_missing else (_kernel_sum(by_id, plan, "time_s_median", "config_id"),
                                                             _kernel_sum(by_id, plan, "time_s_median", "reference_id"))
+    pred_alone = None if kernels_missing else _kernel_sum(by_id, plan, "time_s_median", "config_id", alone=True)
     if trained:                                   # not measured whole: the kernel sum stands in
         t, t_ref = pred, pred_ref
         e, e_ref = (_kernel_sum(by_id, plan, "energy_j", w) for w in ("config_id", "reference_id"))
@@ -202,6 +212,7 @@ def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
         hef_time=hef, hef_time_ci_low=at_full("hef_time_ci_low"), hef_time_ci_high=at_full("hef_time_ci_high"),
         hef_energy=at_full("hef_energy") or (e_ref / e if e and e_ref else None),
         predicted_time_s_per_token=pred / tokens if pred is not None else None,
+        predicted_alone_time_s_per_token=pred_alone / tokens if pred_alone is not None and not trained else None,
         predicted_hef_time=pred_ref / pred if pred and pred_ref else None,
         unexplained_share=unexplained,
         energy_source=sources[0] if len(sources) == 1 else "+".join(sources),

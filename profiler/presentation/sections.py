@@ -10,7 +10,7 @@ from hwprof.analysis.models import UNEXPLAINED_LIMIT, model_table, plans_of
 
 MODEL_COLUMNS = ["model", "phase", "precision", "sparsity", "pass", "status", "layers_measured", "time_s_per_token",
                  "energy_j_per_token", "tokens_per_s", "tokens_per_j", "hef_time", "hef_energy",
-                 "predicted_time_s_per_token", "predicted_hef_time", "unexplained_share", "energy_source", "flags",
+                 "predicted_time_s_per_token", "predicted_alone_time_s_per_token", "predicted_hef_time", "unexplained_share", "energy_source", "flags",
                  "reason"]
 
 
@@ -44,9 +44,11 @@ def _unexplained(models: pd.DataFrame) -> str:
     which = "; ".join(f"{r.model} {r.phase} {r.precision} {r.unexplained_share:+.0%}" for r in flagged.itertuples())
     noisy = flags[flagged.index].apply(lambda f: "noisy" in f).sum()
     return (f" Flagged unexplained, their kernels differ from the step by more than {UNEXPLAINED_LIMIT:.0%}: "
-            f"{which}. Their measured step stands; their breakdown does not account for it (the ops and the glue "
-            "are measured in the step's sequence, so the rest lies with the matmuls and attention, which run "
-            "slower in a step than alone: threads waking between kernels, caches shared with the other kernels)."
+            f"{which}. Their measured step stands; their breakdown does not account for it. The ops, the glue and "
+            "(where the step is dense and measured whole) the matmuls and attention are each timed in the step's "
+            "sequence with the others stubbed, so the rest is what they cost together beyond their parts: the "
+            "caches they evict for each other, threads waking between them; a pruned or shallower step's "
+            "matmuls count at their time alone, which a step runs slower."
             + (f" {noisy} of them are also noisy (their interval is wider than the suite's target): their share is "
                "no surer than that interval." if noisy else ""))
 

@@ -27,13 +27,18 @@ SHALLOW_DEPTH = 2
 # The part that measures the ops as the step runs them (the hollow step with live ops): not a kernel of the
 # sum, but what scales the op kernels' figures to their time in the step's sequence (analysis.models).
 OPS_IN_STEP = "ops_in_step"
+# Likewise for the matmuls and attention: the hollow step whose ops are stubs (real weights, the step's
+# precision or scheme). Planned where the step is measured dense and at full depth, as its figure must be.
+MATMULS_IN_STEP = "matmuls_in_step"
+IN_STEP = (OPS_IN_STEP, MATMULS_IN_STEP)
 # What each kernel of a step counts as in the breakdown of where a token's time goes (models.csv, report).
 GROUPS = {"q_proj": "projections", "k_proj": "projections", "v_proj": "projections", "qkv": "projections",
           "out_proj": "projections", "attention": "attention", "mlp_gate": "mlp", "mlp_up": "mlp", "mlp_down": "mlp",
           "lm_head": "lm_head", "rmsnorm": "norms", "layernorm": "norms", "final_norm": "norms",
           "silu_gate": "activation", "gelu": "activation", "rotary": "rotary", "rotary_tables": "rotary", "residual": "residual",
           "positions_add": "residual", "embedding": "embedding", "position_embedding": "embedding",
-          "kv_append": "kv_cache", "merge_heads": "head_merge", "glue": "glue", OPS_IN_STEP: "ops_in_step"}
+          "kv_append": "kv_cache", "merge_heads": "head_merge", "glue": "glue", OPS_IN_STEP: "ops_in_step",
+          MATMULS_IN_STEP: "matmuls_in_step"}
 
 
 @dataclass(frozen=True)
@@ -154,14 +159,26 @@ def expand_model_group(group: dict) -> tuple[list[Spec], list[ModelPlan]]:
                     spec, ref = _kernel(c, precision, sparsity, model), _kernel(c, "fp32", SparsitySpec("dense"), model)
                     specs += [ref, spec]
                     plan.parts.append(Part(c.role, spec.config_id, ref.config_id, c.count, GROUPS[c.role]))
-                if backend == "hwprof":        # the step's work between its kernels, and its ops in it, at full depth
-                    for role, live in (("glue", False), (OPS_IN_STEP, True)):
-                        hollow, ref = (StepSpec(model, p, SparsitySpec("dense"), phase, 0, hollow=True, live_ops=live)
-                                       for p in (attention_precision(precision), "fp32"))
+                if backend == "hwprof":        # the step's work between its kernels, and its kernels in it
+                    for hollow, ref in _hollow_steps(model, precision, sparsity, phase, depths):
                         specs += [ref, hollow]
+                        role = OPS_IN_STEP if hollow.live_ops else MATMULS_IN_STEP if hollow.live_matmuls else "glue"
                         plan.parts.append(Part(role, hollow.config_id, ref.config_id, 1, GROUPS[role]))
             plans.append(plan)
     return specs, plans
+
+
+def _hollow_steps(model: ModelShape, precision: str, sparsity: SparsitySpec, phase: str, depths: list[int]):
+    """(hollow step, its reference) pairs of a plan, at full depth: the glue (every kernel a stub), the ops in
+    the step (matmuls stubbed: their weights need no memory), and, where the measured step is dense and at
+    full depth, the matmuls in the step (ops stubbed, on the step's real weights)."""
+    dense = SparsitySpec("dense")
+    kinds = [{}, {"live_ops": True}]
+    if sparsity.pattern == "dense" and depths == [model.n_layers]:
+        kinds.append({"live_matmuls": True})
+    for kind in kinds:
+        own = precision if kind.get("live_matmuls") else attention_precision(precision)
+        yield tuple(StepSpec(model, p, dense, phase, 0, hollow=True, **kind) for p in (own, "fp32"))
 
 
 def _model_of(group: dict) -> tuple[ModelShape, str, str, bool]:

@@ -10,7 +10,7 @@ import pytest
 from hwprof.analysis.breakdown import breakdown
 from hwprof.analysis.models import (COLUMNS, as_configurations, combine, model_rows, scale_depth,
                                     read_models, write_models)
-from hwprof.running.modelplan import OPS_IN_STEP, expand_model_group
+from hwprof.running.modelplan import IN_STEP, MATMULS_IN_STEP, OPS_IN_STEP, expand_model_group
 
 
 def _plan(phase="prefill", **group):
@@ -19,14 +19,15 @@ def _plan(phase="prefill", **group):
 
 
 def _terms(plan):
-    """The parts of the plan's kernel sum (OPS_IN_STEP scales the ops; it is not a term)."""
-    return [p for p in plan.parts if p.role != OPS_IN_STEP]
+    """The parts of the plan's kernel sum (OPS_IN_STEP and MATMULS_IN_STEP scale the kernels; not terms)."""
+    return [p for p in plan.parts if p.role not in IN_STEP]
 
 
-def _rows(plan, step_s, kernel_s, energy_of=None, status_of=None, flags_of=None, source="rapl", ops_in_step=None):
+def _rows(plan, step_s, kernel_s, energy_of=None, status_of=None, flags_of=None, source="rapl", ops_in_step=None,
+          matmuls_in_step=None):
     """results.csv-like rows: the plan's steps (and references) take step_s(cid) a call, every kernel kernel_s(cid),
-    and the ops in the step (OPS_IN_STEP) ops_in_step(cid), by default their glue and their ops' count-weighted
-    sum (the ops as fast in the step as alone)."""
+    the ops in the step (OPS_IN_STEP) ops_in_step(cid), by default their glue and their ops' count-weighted
+    sum (the ops as fast in the step as alone), and the matmuls in the step (MATMULS_IN_STEP) likewise."""
     recs = {}
     ids = [(s.config_id, True) for s in plan.steps] + [(s.reference_id, True) for s in plan.steps] + \
           [(p.config_id, False) for p in plan.parts] + [(p.reference_id, False) for p in plan.parts]
@@ -38,13 +39,16 @@ def _rows(plan, step_s, kernel_s, energy_of=None, status_of=None, flags_of=None,
                          hef_time_ci_high=None, hef_energy=None,
                          energy_j=energy_of(cid) if energy_of else None,
                          flags=(flags_of or {}).get(cid, ""), energy_source=source)
+    kinds = {OPS_IN_STEP: (ops_in_step, lambda p: p.is_op),
+             MATMULS_IN_STEP: (matmuls_in_step, lambda p: not p.is_op and p.role not in (*IN_STEP, "glue"))}
     for which in ("config_id", "reference_id"):
-        ops = next((getattr(p, which) for p in plan.parts if p.role == OPS_IN_STEP), None)
-        if ops is None:
-            continue
-        glue = next(getattr(p, which) for p in plan.parts if p.role == "glue")
-        recs[ops]["time_s_median"] = ops_in_step(ops) if ops_in_step else recs[glue]["time_s_median"] + sum(
-            p.count * recs[getattr(p, which)]["time_s_median"] for p in plan.parts if p.is_op)
+        for role, (given, member) in kinds.items():
+            cid = next((getattr(p, which) for p in plan.parts if p.role == role), None)
+            if cid is None:
+                continue
+            glue = next(getattr(p, which) for p in plan.parts if p.role == "glue")
+            recs[cid]["time_s_median"] = given(cid) if given else recs[glue]["time_s_median"] + sum(
+                p.count * recs[getattr(p, which)]["time_s_median"] for p in plan.parts if member(p))
     return pd.DataFrame(list(recs.values()))
 
 
@@ -82,6 +86,34 @@ def test_the_ops_count_at_their_time_in_the_steps_sequence():
     assert rows["rmsnorm"]["time_s_per_token"] == pytest.approx(3 * rows["rmsnorm"]["alone_s_per_token"])
     assert rows["mlp_up"]["time_s_per_token"] == rows["mlp_up"]["alone_s_per_token"]
     assert sum(b["time_s_per_token"] for b in rows.values()) == pytest.approx(r.time_s_per_token)
+
+
+def test_the_matmuls_and_attention_count_at_their_time_in_the_steps_sequence():
+    plan = _plan()
+    ops = sum(p.count for p in plan.parts if p.is_op)
+    matmuls = sum(p.count for p in _terms(plan) if not p.is_op and p.role != "glue")
+    # every kernel 1e-5 alone, the glue 1e-5; in the step the matmuls and glue take 1e-5 + 1.5 x their sum alone
+    df = _rows(plan, lambda cid: 0.004, lambda cid: 1e-5, matmuls_in_step=lambda cid: 1e-5 + 1.5 * matmuls * 1e-5)
+    r = combine(df, plan)
+    assert r.predicted_time_s_per_token == pytest.approx((1.5 * matmuls * 1e-5 + 1e-5 + ops * 1e-5) / 64)
+    # the sum of the kernels alone is kept beside it: what operator profiles alone would predict
+    assert r.predicted_alone_time_s_per_token == pytest.approx((matmuls * 1e-5 + 1e-5 + ops * 1e-5) / 64)
+    rows = {b["role"]: b for b in breakdown(df, plan)}
+    assert MATMULS_IN_STEP not in rows                               # a scale, not a term
+    assert rows["mlp_up"]["time_s_per_token"] == pytest.approx(1.5 * rows["mlp_up"]["alone_s_per_token"])
+    assert rows["attention"]["time_s_per_token"] == pytest.approx(1.5 * rows["attention"]["alone_s_per_token"])
+    assert rows["rmsnorm"]["time_s_per_token"] == rows["rmsnorm"]["alone_s_per_token"]
+    assert rows["glue"]["time_s_per_token"] == rows["glue"]["alone_s_per_token"]
+    assert sum(b["time_s_per_token"] for b in rows.values()) == pytest.approx(r.time_s_per_token)
+
+
+def test_an_in_step_figure_no_larger_than_its_glue_leaves_the_kernels_at_their_time_alone():
+    plan = _plan()
+    # a column the hollow steps have no figure for (their FLOPs are 0), or noise below the glue: no scale
+    df = _rows(plan, lambda cid: 0.004, lambda cid: 1e-5, matmuls_in_step=lambda cid: 1e-5,
+               ops_in_step=lambda cid: 0.5e-5)
+    r = combine(df, plan)
+    assert r.predicted_time_s_per_token == pytest.approx(r.predicted_alone_time_s_per_token)
 
 
 @pytest.mark.parametrize("kernel_s, flagged", [(0.0040 * 0.86, False), (0.0040 * 0.84, True), (0.0040 * 1.16, True),

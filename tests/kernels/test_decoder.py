@@ -87,6 +87,24 @@ def test_a_hollow_step_with_live_ops_runs_every_op_and_no_matmul_or_attention(m,
     assert others(ops.seen) == others(full.seen)     # every op of the real step, as often
 
 
+@pytest.mark.parametrize("m", [LLAMA, GPT2], ids=["llama", "gpt2"])
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+def test_a_hollow_step_with_live_matmuls_runs_every_matmul_and_attention_and_no_op(m, phase):
+    live = Decoder(m, hollow=torch.float32, live_matmuls=True)
+    assert all(p.device.type != "meta" for p in live.parameters())        # the layers' weights are real
+    whole = Decoder(m)
+    with Ops() as ops:
+        out = _run(m, phase, live)
+    with Ops() as full:
+        _run(m, phase, whole)
+    assert out.shape == _run(m, phase, whole).shape
+    matmuls = lambda seen: sorted(op for op in seen if op in ("linear", "addmm", "scaled_dot_product_attention"))  # noqa: E731
+    assert matmuls(ops.seen) and matmuls(ops.seen) == matmuls(full.seen)   # every one, as often
+    assert not {"embedding", "rsqrt", "layer_norm", "silu", "gelu", "cat"} & set(ops.seen)
+    with pytest.raises(ValueError, match="not both"):
+        Decoder(m, hollow=torch.float32, live_ops=True, live_matmuls=True)
+
+
 def _hf_twin(m, ours):
     """transformers' model of the shape with our decoder's weights."""
     from hwprof.kernels import hf

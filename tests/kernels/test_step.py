@@ -62,6 +62,12 @@ def test_the_hollow_step_has_no_flops_and_a_reference_of_its_own_kind():
     assert case.logical_flops == 0
     with pytest.raises(ValueError, match="hollow"):
         StepSpec(M, "bf16", live_ops=True)
+    mm = StepSpec(M, "bf16", phase="decode", hollow=True, live_matmuls=True)
+    assert mm.config_id.endswith("/hollow+mm") and kernels.reference_of(mm).live_matmuls
+    case, _ = kernels.build_case(mm, CPU)
+    assert case.logical_flops == 0 and case.weight_bytes > 0           # real weights: the matmuls run
+    with pytest.raises(ValueError, match="not both"):
+        StepSpec(M, "bf16", hollow=True, live_ops=True, live_matmuls=True)
 
 
 def test_a_transformers_config_json_is_a_step_with_its_flops_counted(tmp_path):

@@ -24,6 +24,9 @@ def test_a_model_group_expands_per_phase_into_its_step_its_kernels_and_its_glue(
     # the ops as the step runs them: the step with its matmuls and attention stubbed, against its fp32 twin
     assert roles["ops_in_step"].config_id == "step/tiny/prefill/1x64x0/L4/bf16/dense/hollow+ops"
     assert roles["ops_in_step"].reference_id == "step/tiny/prefill/1x64x0/L4/fp32/dense/hollow+ops"
+    # and the matmuls and attention as the step runs them: its ops stubbed, its layers in the step's scheme
+    assert roles["matmuls_in_step"].config_id == "step/tiny/prefill/1x64x0/L4/w8a16/dense/hollow+mm"
+    assert roles["matmuls_in_step"].reference_id == "step/tiny/prefill/1x64x0/L4/fp32/dense/hollow+mm"
     assert roles["rmsnorm"].is_op and not roles["q_proj"].is_op and not roles["glue"].is_op
     droles = {p.role: p for p in dec.parts}
     assert droles["q_proj"].config_id == "linear/1x256x256/w8a16/dense/fwd"
@@ -44,6 +47,16 @@ def test_a_large_model_is_measured_shallower_and_layers_chooses_how_deep():
     assert [s.depth for s in plans[0].steps] == [32]
     with pytest.raises(ValueError, match="layers must be"):
         expand_model_group({"preset": "tiny", "layers": 0})
+
+
+def test_the_matmuls_in_the_step_are_measured_only_where_the_step_is_dense_and_whole():
+    # their figure scales the whole model's matmuls: a shallow step's, or a pruned one's, would not match it
+    def roles(**group):
+        _, plans = expand_model_group({"preset": "tiny", "phases": ["decode"], **group})
+        return {p.role for p in plans[0].parts}
+    assert {"glue", "ops_in_step", "matmuls_in_step"} <= roles()
+    assert "matmuls_in_step" not in roles(layers=2) and "ops_in_step" in roles(layers=2)
+    assert "matmuls_in_step" not in roles(sparsity=["unstructured:0.5"])
 
 
 def test_gpt2s_conv1d_layers_stay_bf16_under_a_scheme_as_torchao_leaves_them():
