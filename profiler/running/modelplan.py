@@ -152,6 +152,15 @@ def expand_model_group(group: dict) -> tuple[list[Spec], list[ModelPlan]]:
                                 backend, config, decomposed)
                 specs.append(step)
                 plan.steps.append(StepRef(step.layers, step.config_id, reference_of(step).config_id))
+            hollow_parts = []
+            if decomposed and backend == "hwprof":
+                # the step's work between its kernels, and its kernels in it: right after the step, so that their
+                # families share its block and their rounds alternate with its own (measured minutes apart, a VM's
+                # drift between them read as ±15% of a small step no kernel explains)
+                for hollow, ref in _hollow_steps(model, precision, sparsity, phase, depths):
+                    specs += [ref, hollow]
+                    role = OPS_IN_STEP if hollow.live_ops else MATMULS_IN_STEP if hollow.live_matmuls else "glue"
+                    hollow_parts.append(Part(role, hollow.config_id, ref.config_id, 1, GROUPS[role]))
             if decomposed:
                 for c in components(model, phase):
                     # the part's reference is the kernel as the reference step runs it (fp32, dense, attention
@@ -159,11 +168,7 @@ def expand_model_group(group: dict) -> tuple[list[Spec], list[ModelPlan]]:
                     spec, ref = _kernel(c, precision, sparsity, model), _kernel(c, "fp32", SparsitySpec("dense"), model)
                     specs += [ref, spec]
                     plan.parts.append(Part(c.role, spec.config_id, ref.config_id, c.count, GROUPS[c.role]))
-                if backend == "hwprof":        # the step's work between its kernels, and its kernels in it
-                    for hollow, ref in _hollow_steps(model, precision, sparsity, phase, depths):
-                        specs += [ref, hollow]
-                        role = OPS_IN_STEP if hollow.live_ops else MATMULS_IN_STEP if hollow.live_matmuls else "glue"
-                        plan.parts.append(Part(role, hollow.config_id, ref.config_id, 1, GROUPS[role]))
+                plan.parts += hollow_parts
             plans.append(plan)
     return specs, plans
 

@@ -138,3 +138,15 @@ def test_bad_model_group_from_the_cli_is_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "n_kv_heads 3 does not divide n_heads 4" in err and len(err.splitlines()) == 1
     assert main(["run", "--suite", "model:gpt5", "--out", str(tmp_path)]) == 2
+
+
+def test_a_steps_hollow_twins_follow_it_into_its_block_so_that_their_rounds_alternate():
+    from hwprof.measuring.measure import Policy
+    from hwprof.running.blocks import plan_blocks, plan_families
+    specs, _ = expand_model_group({"preset": "tiny", "precisions": ["fp32", "bf16"], "phases": ["decode"]})
+    families = plan_families(specs)
+    step = "step/tiny/decode/1x1x64/L4/fp32/dense"
+    assert [f.reference.config_id for f in families[:4]] == [step, step + "/hollow", step + "/hollow+ops",
+                                                              step + "/hollow+mm"]
+    first = plan_blocks(families, Policy(rounds=8, round_s=0.1, min_window_s=0.8), 1 << 40)[0]
+    assert families[:4] == first[:4]        # measured pass by pass together, not minutes apart
