@@ -69,22 +69,27 @@ def test_a_hollow_step_runs_the_same_structure_with_meta_weights_and_no_kernel(p
     assert not {"mm", "addmm", "_scaled_dot_product_flash_attention_for_cpu", "rsqrt", "silu"} & set(ops.seen)
 
 
+def _seen(m, phase, live):
+    """The ops a hollow step `live` dispatches and those of the whole step, checking it gives the same shape."""
+    whole = Decoder(m)
+    with Ops() as ops:
+        out = _run(m, phase, live)
+    with Ops() as full:
+        assert out.shape == _run(m, phase, whole).shape
+    return ops.seen, full.seen
+
+
 @pytest.mark.parametrize("m", [LLAMA, GPT2], ids=["llama", "gpt2"])
 @pytest.mark.parametrize("phase", ["prefill", "decode"])
 def test_a_hollow_step_with_live_ops_runs_every_op_and_no_matmul_or_attention(m, phase):
     live = Decoder(m, hollow=torch.float32, live_ops=True)
     real = {n for n, p in live.named_parameters() if p.device.type != "meta"}
     assert real and all("norm" in n or n.startswith(("embed", "positions", "final")) for n in real)
-    whole = Decoder(m)
-    with Ops() as ops:
-        out = _run(m, phase, live)
-    with Ops() as full:
-        _run(m, phase, whole)
-    assert out.shape == _run(m, phase, whole).shape
+    seen, full = _seen(m, phase, live)
     stubbed = {"linear", "addmm", "t", "scaled_dot_product_attention"}
-    assert not stubbed & set(ops.seen)
-    others = lambda seen: sorted(op for op in seen if op not in stubbed | {"zeros"})    # noqa: E731
-    assert others(ops.seen) == others(full.seen)     # every op of the real step, as often
+    assert not stubbed & set(seen)
+    others = lambda ops: sorted(op for op in ops if op not in stubbed | {"zeros"})    # noqa: E731
+    assert others(seen) == others(full)              # every op of the real step, as often
 
 
 @pytest.mark.parametrize("m", [LLAMA, GPT2], ids=["llama", "gpt2"])
@@ -92,15 +97,10 @@ def test_a_hollow_step_with_live_ops_runs_every_op_and_no_matmul_or_attention(m,
 def test_a_hollow_step_with_live_matmuls_runs_every_matmul_and_attention_and_no_op(m, phase):
     live = Decoder(m, hollow=torch.float32, live_matmuls=True)
     assert all(p.device.type != "meta" for p in live.parameters())        # the layers' weights are real
-    whole = Decoder(m)
-    with Ops() as ops:
-        out = _run(m, phase, live)
-    with Ops() as full:
-        _run(m, phase, whole)
-    assert out.shape == _run(m, phase, whole).shape
-    matmuls = lambda seen: sorted(op for op in seen if op in ("linear", "addmm", "scaled_dot_product_attention"))  # noqa: E731
-    assert matmuls(ops.seen) and matmuls(ops.seen) == matmuls(full.seen)   # every one, as often
-    assert not {"embedding", "rsqrt", "layer_norm", "silu", "gelu", "cat"} & set(ops.seen)
+    seen, full = _seen(m, phase, live)
+    matmuls = lambda ops: sorted(op for op in ops if op in ("linear", "addmm", "scaled_dot_product_attention"))  # noqa: E731
+    assert matmuls(seen) and matmuls(seen) == matmuls(full)              # every one, as often
+    assert not {"embedding", "rsqrt", "layer_norm", "silu", "gelu", "cat"} & set(seen)
     with pytest.raises(ValueError, match="not both"):
         Decoder(m, hollow=torch.float32, live_ops=True, live_matmuls=True)
 
