@@ -143,8 +143,11 @@ def build_model(config, dtype: torch.dtype, seed: int, device: torch.device, dep
         for attr in ("num_hidden_layers", "n_layer"):
             if hasattr(config, attr):
                 setattr(config, attr, depth)
+    from hwprof.kernels.quantized import _quiet_loggers
     torch.manual_seed(seed)
-    with torch.device(device):      # initialised in fp32 and cast: the same model in every dtype (its reference too)
+    # initialised in fp32 and cast: the same model in every dtype (its reference too); quietly, as the modules
+    # a model's build imports register torchao's enums with torch, which warns of each
+    with torch.device(device), _quiet_loggers("torchao", "torch.utils._pytree"):
         model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=torch.float32)
     return model.to(dtype).eval().requires_grad_(False)
 
