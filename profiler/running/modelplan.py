@@ -156,7 +156,7 @@ def expand_model_group(group: dict) -> tuple[list[Spec], list[ModelPlan]]:
             if decomposed and backend == "hwprof":
                 # the step's work between its kernels, and its kernels in it: right after the step, so that their
                 # families share its block and their rounds alternate with its own (measured minutes apart, a VM's
-                # drift between them read as ±15% of a small step no kernel explains)
+                # drift between them would read as work no kernel explains)
                 for hollow, ref in _hollow_steps(model, precision, sparsity, phase, depths):
                     specs += [ref, hollow]
                     role = OPS_IN_STEP if hollow.live_ops else MATMULS_IN_STEP if hollow.live_matmuls else "glue"
