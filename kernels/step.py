@@ -175,7 +175,7 @@ def build_step(spec: StepSpec, device: torch.device, seed: int) -> Case:
         with torch.no_grad():
             ref = _runner(spec, ref_model, ref_dtype, seed, device)()
         return rel_error(out, ref)
-    weights = sum(_stored(p) for p in list(model.parameters()) + list(model.buffers()))
+    weights = _weights(model)
     logits = spec.tokens * m.vocab * torch.empty((), dtype=dtype).element_size()
     cache = 2 * spec.layers * m.batch * m.n_kv_heads * spec.shape[2] * m.head_dim * torch.empty((), dtype=dtype).element_size()
 
@@ -212,7 +212,7 @@ def _hollow(spec: StepSpec, dtype: torch.dtype, seed: int, device) -> Case:
     if spec.live_matmuls:
         if is_scheme(spec.precision):
             _quantize(model, spec.precision)
-        weights = sum(_stored(p) for p in list(model.parameters()) + list(model.buffers()))
+        weights = _weights(model)
     run = _runner(spec, model, dtype, seed, device)
     return Case(spec=spec, run=run, logical_flops=0, physical_flops=0, density=1.0, backend="hwprof",
                 bytes_moved=0, error_fn=lambda out: float("nan"), context=torch.no_grad, weight_bytes=weights)
@@ -257,6 +257,11 @@ def _quantize(model, precision: str) -> None:
     except _REFUSALS as e:
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise Unsupported(f"torchao {torchao_version()} has no {precision} kernel here: {why}") from None
+
+
+def _weights(model) -> int:
+    """Bytes the model's parameters and buffers hold as stored (sparse or quantized)."""
+    return sum(_stored(p) for p in list(model.parameters()) + list(model.buffers()))
 
 
 def _stored(t: torch.Tensor) -> int:

@@ -147,9 +147,9 @@ def _measured(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> flo
     return scale_depth(v, head, layer, glue, step.depth, n)
 
 
-def _kernel_sum(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str, alone: bool = False) -> float | None:
+def _kernel_sum(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> float | None:
     parts = part_figures(by_id, plan, col, which)
-    return None if parts is None else sum(a if alone else x for _, x, a in parts)
+    return None if parts is None else sum(x for _, x, _ in parts)
 
 
 def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
@@ -170,9 +170,11 @@ def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
     if missing or (trained and kernels_missing):
         return ModelRow(**base, **{**empty, "energy_source": "none", "flags": ""}, status="incomplete",
                         reason="; ".join(dict.fromkeys(missing + kernels_missing)))
-    pred, pred_ref = (None, None) if kernels_missing else (_kernel_sum(by_id, plan, "time_s_median", "config_id"),
-                                                            _kernel_sum(by_id, plan, "time_s_median", "reference_id"))
-    pred_alone = None if kernels_missing else _kernel_sum(by_id, plan, "time_s_median", "config_id", alone=True)
+    pred = pred_ref = pred_alone = None
+    if not kernels_missing:                       # the parts once: their figures in the step and alone
+        parts = part_figures(by_id, plan, "time_s_median", "config_id")
+        pred, pred_alone = (None, None) if parts is None else (sum(x for _, x, _ in parts), sum(a for *_, a in parts))
+        pred_ref = _kernel_sum(by_id, plan, "time_s_median", "reference_id")
     if trained:                                   # not measured whole: the kernel sum stands in
         t, t_ref = pred, pred_ref
         e, e_ref = (_kernel_sum(by_id, plan, "energy_j", w) for w in ("config_id", "reference_id"))

@@ -157,9 +157,8 @@ def expand_model_group(group: dict) -> tuple[list[Spec], list[ModelPlan]]:
                 # the step's work between its kernels, and its kernels in it: right after the step, so that their
                 # families share its block and their rounds alternate with its own (measured minutes apart, a VM's
                 # drift between them would read as work no kernel explains)
-                for hollow, ref in _hollow_steps(model, precision, sparsity, phase, depths):
+                for role, hollow, ref in _hollow_steps(model, precision, sparsity, phase, depths):
                     specs += [ref, hollow]
-                    role = OPS_IN_STEP if hollow.live_ops else MATMULS_IN_STEP if hollow.live_matmuls else "glue"
                     hollow_parts.append(Part(role, hollow.config_id, ref.config_id, 1, GROUPS[role]))
             if decomposed:
                 for c in components(model, phase):
@@ -174,16 +173,16 @@ def expand_model_group(group: dict) -> tuple[list[Spec], list[ModelPlan]]:
 
 
 def _hollow_steps(model: ModelShape, precision: str, sparsity: SparsitySpec, phase: str, depths: list[int]):
-    """(hollow step, its reference) pairs of a plan, at full depth: the glue (every kernel a stub), the ops in
+    """(role, hollow step, its reference) of a plan, at full depth: the glue (every kernel a stub), the ops in
     the step (matmuls stubbed: their weights need no memory), and, where the measured step is dense and at
-    full depth, the matmuls in the step (ops stubbed, on the step's real weights)."""
+    full depth, the matmuls in the step (ops stubbed, on the step's real weights, in the step's precision)."""
     dense = SparsitySpec("dense")
-    kinds = [{}, {"live_ops": True}]
+    kinds = [("glue", {}), (OPS_IN_STEP, {"live_ops": True})]
     if sparsity.pattern == "dense" and depths == [model.n_layers]:
-        kinds.append({"live_matmuls": True})
-    for kind in kinds:
-        own = precision if kind.get("live_matmuls") else attention_precision(precision)
-        yield tuple(StepSpec(model, p, dense, phase, 0, hollow=True, **kind) for p in (own, "fp32"))
+        kinds.append((MATMULS_IN_STEP, {"live_matmuls": True}))
+    for role, kind in kinds:
+        own = precision if role == MATMULS_IN_STEP else attention_precision(precision)
+        yield (role, *(StepSpec(model, p, dense, phase, 0, hollow=True, **kind) for p in (own, "fp32")))
 
 
 def _model_of(group: dict) -> tuple[ModelShape, str, str, bool]:
