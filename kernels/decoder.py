@@ -8,8 +8,13 @@ model costs (hwprof validate --model checks it against transformers itself):
 - gpt2: LayerNorm, learned positions, one fused QKV projection with biases (`addmm` on an [in, out] weight, as
   transformers' Conv1D), the tanh GELU, and an LM head tied to the embedding.
 Every op between the matmuls comes from kernels.ops, the same functions the step's op cases measure.
-The decode cache is extended the way transformers' DynamicCache does it (a concatenation every token) and the
-new keys are not kept, so every call does the same work.
+The decode cache is extended the way transformers' DynamicCache does it (a concatenation every token). The
+extended cache is the step's output as much as its logits, so each layer holds its extension until the next
+step's replaces it, as generation does (there, a layer's new keys replace its old ones): a layer's
+concatenation is written while its last one is still held, and frees it. Dropped within the step instead, a
+layer's result would land in the block the layer before had just freed, hot in cache; dropped at its end, the
+whole extension would be freed at once, handed back to the system and faulted in again next step. Every call
+extends the same `context` tokens, so every call does the same work.
 """
 from __future__ import annotations
 
@@ -78,6 +83,7 @@ class _Attention(nn.Module):
             q, k = kern.rotary(q, k, *rope)
         if kv is not None:
             k, v = kern.kv_append(kv[0], k), kern.kv_append(kv[1], v)
+            self.extended = k, v               # frees the last step's (see the module docstring)
         gqa = {"enable_gqa": True} if self.kv_heads != self.heads else {}
         a = kern.sdpa(q, k, v, is_causal=s > 1 and kv is None, **gqa)
         return self.o(kern.merge_heads(a))

@@ -165,9 +165,32 @@ def hf_step(model, phase: str, batch: int, seq_len: int, context: int, seed: int
     cache = DynamicCache(config=model.config)
     with torch.no_grad():
         model(past, cache=cache, use_cache=True)
+    rewind = [Rewinding(layer) for layer in cache.layers]
 
     def step() -> torch.Tensor:
-        logits = model(new, cache=cache, use_cache=True).logits
-        cache.crop(-1)
-        return logits
+        for layer in rewind:
+            layer.rewind()
+        return model(new, cache=cache, use_cache=True).logits
     return step
+
+
+class Rewinding:
+    """A cache layer that every decode step extends from its state after the prefill: every step starts from
+    the same contiguous cache of `context` tokens (`crop(-1)` would leave a strided view of a longer tensor).
+    The layer's last extension is held until its next one is written, then freed, as generation frees a
+    layer's old keys when its new ones replace them (freed at the step's start instead, the next concatenation
+    would be written into a block just freed and hot in cache, which generation's never is)."""
+
+    def __init__(self, layer):
+        self.layer, self.prefilled, self.last = layer, dict(vars(layer)), None
+        update = layer.update
+
+        def update_then_free_the_last(*args, **kwargs):
+            out = update(*args, **kwargs)
+            self.last = None
+            return out
+        layer.update = update_then_free_the_last
+
+    def rewind(self) -> None:
+        self.last = {k: vars(self.layer)[k] for k in self.prefilled}
+        vars(self.layer).update(self.prefilled)

@@ -152,3 +152,18 @@ def test_the_decoder_computes_what_transformers_computes(m):
         new = step_inputs(m, "decode", 0, "cpu")
         want = theirs(new, cache=cache, use_cache=True).logits
         torch.testing.assert_close(ours(new, kv), want, rtol=1e-4, atol=1e-5)   # ... is ours to decode against
+
+
+def test_a_decode_step_holds_each_layers_extended_cache_until_the_next_step_replaces_it():
+    model = Decoder(LLAMA)
+    ids = step_inputs(LLAMA, "decode", 0, "cpu")
+    cache = random_cache(LLAMA, LLAMA.kv_context, model.depth, torch.float32, 0, "cpu")
+    with torch.inference_mode():
+        first = model(ids, cache)
+        held = [layer.attn.extended for layer in model.layers]
+        second = model(ids, cache)
+    assert torch.equal(first, second)                           # every call extends the same context
+    for layer, (k, v), (k0, _) in zip(model.layers, held, cache):
+        new_k, new_v = layer.attn.extended
+        assert new_k.shape[2] == LLAMA.kv_context + 1 and torch.equal(new_k[:, :, :-1], k0)
+        assert new_k is not k and new_v is not v                # the last step's, replaced
