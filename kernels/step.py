@@ -177,7 +177,8 @@ def build_step(spec: StepSpec, device: torch.device, seed: int) -> Case:
         return rel_error(out, ref)
     weights = _weights(model)
     logits = spec.tokens * m.vocab * torch.empty((), dtype=dtype).element_size()
-    cache = 2 * spec.layers * m.batch * m.n_kv_heads * spec.shape[2] * m.head_dim * torch.empty((), dtype=dtype).element_size()
+    # decode reads the cache and writes its extension, a result of the step as much as its logits are
+    cache = _cache_bytes(spec, dtype, spec.shape[2]) + (_cache_bytes(spec, dtype, spec.shape[2] + 1) if spec.shape[2] else 0)
 
     def context():
         import contextlib
@@ -257,6 +258,12 @@ def _quantize(model, precision: str) -> None:
     except _REFUSALS as e:
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise Unsupported(f"torchao {torchao_version()} has no {precision} kernel here: {why}") from None
+
+
+def _cache_bytes(spec: StepSpec, dtype: torch.dtype, tokens: int) -> int:
+    """Bytes of a KV cache of `tokens` tokens of every layer the step builds (keys and values)."""
+    m = spec.model
+    return 2 * spec.layers * m.batch * m.n_kv_heads * tokens * m.head_dim * torch.empty((), dtype=dtype).element_size()
 
 
 def _weights(model) -> int:

@@ -97,3 +97,13 @@ def test_a_shallow_step_reads_cold_replicas_of_its_layers_in_the_steps_dtype():
     first = case.run()
     assert not torch.equal(first, case.run())          # the next call used another replica of the two layers
     assert case.rel_error(out) < 3e-2
+
+
+def test_a_decode_steps_bytes_are_its_weights_the_cache_it_reads_the_extension_it_writes_and_its_logits():
+    spec = StepSpec(M, "fp32", phase="decode")
+    case, _ = kernels.build_case(spec, CPU)
+    per_token = 2 * M.n_layers * M.batch * M.n_kv_heads * M.head_dim * 4
+    logits = M.batch * M.vocab * 4
+    assert case.bytes_moved == case.weight_bytes + per_token * (2 * M.kv_context + 1) + logits
+    prefill, _ = kernels.build_case(StepSpec(M, "fp32"), CPU)
+    assert prefill.bytes_moved == prefill.weight_bytes + M.batch * M.seq_len * M.vocab * 4
