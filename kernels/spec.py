@@ -217,6 +217,13 @@ class AttentionSpec:
 Spec = Union[MatmulSpec, AttentionSpec]
 
 
+def measured_beside(spec: Spec) -> str:
+    """The configuration whose rounds this one's must alternate with, so that drift does not read as a
+    difference between them: a whole step's, for its hollow twins (kernels.step); its own, for the rest."""
+    beside = getattr(spec, "beside", None)
+    return beside().config_id if beside else spec.config_id
+
+
 def reference_of(spec: Spec) -> Spec:
     """The reference realisation hef is measured against: dense fp32 IEEE of the same kernel, shape and pass
     (for attention: the math backend in fp32 with the same mask)."""

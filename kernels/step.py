@@ -10,6 +10,7 @@ not fit in REFERENCE_FP64_BYTES).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -131,6 +132,10 @@ class StepSpec:
     def reference(self) -> "StepSpec":
         return StepSpec(self.model, "fp32", SparsitySpec("dense"), self.phase, self.depth, self.backend, self.config,
                         self.decomposed, self.hollow, live_ops=self.live_ops, live_matmuls=self.live_matmuls)
+
+    def beside(self) -> "StepSpec":
+        """The step a hollow twin explains, whose rounds its own must alternate with (itself for a step)."""
+        return dataclasses.replace(self, hollow=False, live_ops=False, live_matmuls=False)
 
     def element_count(self) -> int:
         from hwprof.kernels.decoder import weight_bytes

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from hwprof.kernels.build import estimate_bytes
-from hwprof.kernels.spec import Spec, reference_of
+from hwprof.kernels.spec import Spec, measured_beside, reference_of
 from hwprof.measuring.contention import LoadProbe
 from hwprof.measuring.devices import Sensors, device_current
 from hwprof.measuring.measure import Policy
@@ -53,18 +53,38 @@ def plan_families(pending: list[Spec]) -> list[FamilyPlan]:
 
 def plan_blocks(families: list[FamilyPlan], policy: Policy, free_bytes: int) -> list[list[FamilyPlan]]:
     """Pure: consecutive families grouped while a block's estimated sampling stays within the policy's
-    span and its cases within MEMORY_SHARE of the free memory (a family too big for either goes alone)."""
+    span and its cases within MEMORY_SHARE of the free memory (a family too big for either goes alone).
+    Families measured beside one another (a step's and its hollow twins': kernels.spec.measured_beside) are
+    one unit that no block boundary splits, past the span if need be, where their cases fit in memory together."""
+    budget = MEMORY_SHARE * free_bytes
     blocks: list[list[FamilyPlan]] = []
     seconds = nbytes = 0.0
-    for f in families:
-        s, b = f.estimate_s(policy), f.estimate_bytes()
-        if blocks and seconds + s <= policy.span_s and nbytes + b <= MEMORY_SHARE * free_bytes:
-            blocks[-1].append(f)
+    for unit in _units(families, budget):
+        s = sum(f.estimate_s(policy) for f in unit)
+        b = sum(f.estimate_bytes() for f in unit)
+        if blocks and seconds + s <= policy.span_s and nbytes + b <= budget:
+            blocks[-1].extend(unit)
             seconds, nbytes = seconds + s, nbytes + b
         else:
-            blocks.append([f])
+            blocks.append(list(unit))
             seconds, nbytes = s, b
     return blocks
+
+
+def _units(families: list[FamilyPlan], budget: float) -> list[list[FamilyPlan]]:
+    """Pure: consecutive families with the same measured_beside reference as one unit; a unit whose cases
+    would not fit in `budget` together falls back to one unit a family."""
+    units: list[list[FamilyPlan]] = []
+    for f in families:
+        if units and measured_beside(units[-1][0].reference) == measured_beside(f.reference):
+            units[-1].append(f)
+        else:
+            units.append([f])
+    out: list[list[FamilyPlan]] = []
+    for unit in units:
+        fits = len(unit) == 1 or sum(f.estimate_bytes() for f in unit) <= budget
+        out += [unit] if fits else [[f] for f in unit]
+    return out
 
 
 def measure_block(block: list[FamilyPlan], s: Session, sensors: Sensors, probe: LoadProbe,

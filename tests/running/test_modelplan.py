@@ -150,3 +150,15 @@ def test_a_steps_hollow_twins_follow_it_into_its_block_so_that_their_rounds_alte
                                                               step + "/hollow+mm"]
     first = plan_blocks(families, Policy(rounds=8, round_s=0.1, min_window_s=0.8), 1 << 40)[0]
     assert families[:4] == first[:4]        # measured pass by pass together, not minutes apart
+
+
+def test_no_block_boundary_separates_a_step_from_its_hollow_twins_unless_memory_does():
+    from hwprof.measuring.measure import Policy
+    from hwprof.running.blocks import MEMORY_SHARE, plan_blocks, plan_families
+    specs, _ = expand_model_group({"preset": "tiny", "precisions": ["fp32", "bf16"], "phases": ["decode"]})
+    families = plan_families(specs)
+    blocks = plan_blocks(families, Policy(span_s=0.0), 1 << 40)     # a span no two families fit in
+    assert blocks[0] == families[:4] and all(len(b) == 1 for b in blocks[1:])
+    together = sum(f.estimate_bytes() for f in families[:4])
+    apart = plan_blocks(families, Policy(span_s=0.0), int(together / MEMORY_SHARE) - 1)
+    assert [len(b) for b in apart[:4]] == [1, 1, 1, 1]              # too big together: one family a block
