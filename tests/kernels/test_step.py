@@ -107,3 +107,18 @@ def test_a_decode_steps_bytes_are_its_weights_the_cache_it_reads_the_extension_i
     assert case.bytes_moved == case.weight_bytes + per_token * (2 * M.kv_context + 1) + logits
     prefill, _ = kernels.build_case(StepSpec(M, "fp32"), CPU)
     assert prefill.bytes_moved == prefill.weight_bytes + M.batch * M.seq_len * M.vocab * 4
+
+
+def test_a_hollow_twins_memory_estimate_counts_only_the_weights_it_holds():
+    from dataclasses import replace
+
+    from hwprof.kernels.build import estimate_bytes
+    from hwprof.kernels.model import PRESETS
+    step = StepSpec(PRESETS["llama-small"], "bf16", phase="decode")
+    hollow = replace(step, hollow=True)
+    ops, mm = replace(hollow, live_ops=True), replace(hollow, live_matmuls=True)
+    sizes = [estimate_bytes(s) for s in (hollow, ops, mm, step)]
+    assert sizes == sorted(sizes) and sizes[0] < 2**27          # every kernel a stub: no weights at all
+    case, _ = kernels.build_case(replace(StepSpec(M, "bf16", phase="decode"), hollow=True, live_matmuls=True), CPU)
+    assert case.weight_bytes < estimate_bytes(replace(StepSpec(M, "bf16", phase="decode"), hollow=True,
+                                                      live_matmuls=True))

@@ -159,6 +159,9 @@ def test_no_block_boundary_separates_a_step_from_its_hollow_twins_unless_memory_
     families = plan_families(specs)
     blocks = plan_blocks(families, Policy(span_s=0.0), 1 << 40)     # a span no two families fit in
     assert blocks[0] == families[:4] and all(len(b) == 1 for b in blocks[1:])
+    specs = expand_model_group({"preset": "llama-small", "precisions": ["fp32", "bf16"]})[0]
+    small = plan_families(list({s.config_id: s for s in specs}.values()))          # as the suite holds them
+    assert plan_blocks(small, Policy(span_s=0.0), 16 << 30)[0] == small[:4]      # on a 16 GiB machine
     together = sum(f.estimate_bytes() for f in families[:4])
     apart = plan_blocks(families, Policy(span_s=0.0), int(together / MEMORY_SHARE) - 1)
     assert [len(b) for b in apart[:4]] == [1, 1, 1, 1]              # too big together: one family a block
