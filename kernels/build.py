@@ -79,11 +79,11 @@ def estimate_bytes(spec: Spec, device: torch.device | None = None) -> int:
         from hwprof.kernels.decoder import weight_bytes
         from hwprof.kernels.step import REFERENCE_FP64_BYTES
         fp32 = weight_bytes(spec.model, spec.layers, 4)
-        ref = weight_bytes(spec.model, spec.layers, 8)
         logits = spec.tokens * spec.model.vocab * 8
         if spec.hollow:       # no reference model; the stubs' weights stay on the meta device (kernels.decoder)
             live = 2 * fp32 if spec.live_matmuls else weight_bytes(spec.model, 0, 4) if spec.live_ops else 0
             return live + 4 * logits + 64 * 2**20
+        ref = weight_bytes(spec.model, spec.layers, 8)
         copies = cold_bytes(device) if spec.depth else 0          # a shallow step's layer copies (kernels.step)
         return 2 * fp32 + copies + (ref if ref <= REFERENCE_FP64_BYTES else fp32) + 4 * logits + 256 * 2**20
     if isinstance(spec, MatmulSpec) and spec.kernel in ("linear", "conv1d"):

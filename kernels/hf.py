@@ -192,5 +192,5 @@ class Rewinding:
         layer.update = update_then_free_the_last
 
     def rewind(self) -> None:
-        self.last = {k: vars(self.layer)[k] for k in self.prefilled}
+        self.last = dict(vars(self.layer))
         vars(self.layer).update(self.prefilled)

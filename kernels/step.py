@@ -130,8 +130,7 @@ class StepSpec:
         return self.sparsity.density
 
     def reference(self) -> "StepSpec":
-        return StepSpec(self.model, "fp32", SparsitySpec("dense"), self.phase, self.depth, self.backend, self.config,
-                        self.decomposed, self.hollow, live_ops=self.live_ops, live_matmuls=self.live_matmuls)
+        return dataclasses.replace(self, precision="fp32", sparsity=SparsitySpec("dense"))
 
     def beside(self) -> "StepSpec":
         """The step a hollow twin explains, whose rounds its own must alternate with (itself for a step)."""

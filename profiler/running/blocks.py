@@ -59,9 +59,8 @@ def plan_blocks(families: list[FamilyPlan], policy: Policy, free_bytes: int) -> 
     budget = MEMORY_SHARE * free_bytes
     blocks: list[list[FamilyPlan]] = []
     seconds = nbytes = 0.0
-    for unit in _units(families, budget):
+    for unit, b in _units(families, budget):
         s = sum(f.estimate_s(policy) for f in unit)
-        b = sum(f.estimate_bytes() for f in unit)
         if blocks and seconds + s <= policy.span_s and nbytes + b <= budget:
             blocks[-1].extend(unit)
             seconds, nbytes = seconds + s, nbytes + b
@@ -71,19 +70,22 @@ def plan_blocks(families: list[FamilyPlan], policy: Policy, free_bytes: int) -> 
     return blocks
 
 
-def _units(families: list[FamilyPlan], budget: float) -> list[list[FamilyPlan]]:
-    """Pure: consecutive families with the same measured_beside reference as one unit; a unit whose cases
-    would not fit in `budget` together falls back to one unit a family."""
+def _units(families: list[FamilyPlan], budget: float) -> list[tuple[list[FamilyPlan], int]]:
+    """Pure: (unit, its estimated bytes) of consecutive families with the same measured_beside reference; a
+    unit whose cases would not fit in `budget` together falls back to one unit a family."""
     units: list[list[FamilyPlan]] = []
     for f in families:
         if units and measured_beside(units[-1][0].reference) == measured_beside(f.reference):
             units[-1].append(f)
         else:
             units.append([f])
-    out: list[list[FamilyPlan]] = []
+    out: list[tuple[list[FamilyPlan], int]] = []
     for unit in units:
-        fits = len(unit) == 1 or sum(f.estimate_bytes() for f in unit) <= budget
-        out += [unit] if fits else [[f] for f in unit]
+        sizes = [f.estimate_bytes() for f in unit]
+        if len(unit) == 1 or sum(sizes) <= budget:
+            out.append((unit, sum(sizes)))
+        else:
+            out += [([f], b) for f, b in zip(unit, sizes)]
     return out
 
 
