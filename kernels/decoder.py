@@ -127,11 +127,12 @@ class Decoder(nn.Module):
 
     def __init__(self, m: ModelShape, seed: int = 0, device=torch.device("cpu"), depth: int | None = None,
                  hollow: torch.dtype | None = None, replicas: int = 1, live_ops: bool = False,
-                 live_matmuls: bool = False):
+                 live_matmuls: bool = False, writes: str = ""):
         """`hollow` (the activations' dtype): every kernel a stub (Hollow), the weights on the meta device;
         with `live_ops`, the ops between the matmuls run (HollowMatmuls), and the weights they read (norms,
         embedding, positions) are real; with `live_matmuls`, the matmuls and attention run on real weights and
-        the ops are stubs (HollowOps). `replicas`: that many copies of the `depth` layers, each call using
+        the ops are stubs (HollowOps); `writes` ("mm" or "ops"), that kind's stubs write their outputs
+        (kernels.calls: a live hollow step's baseline). `replicas`: that many copies of the `depth` layers, each call using
         the next, so that a shallow step reads its layers' weights from memory as the whole model's step does
         (kernels.linear's reason)."""
         super().__init__()
@@ -143,7 +144,7 @@ class Decoder(nn.Module):
         gen = torch.Generator(device=device).manual_seed(seed) if device.type != "meta" else None
         self.m, self.depth = m, depth or m.n_layers
         stubs = HollowMatmuls if live_ops else HollowOps if live_matmuls else Hollow
-        self.k = k = stubs(hollow) if hollow is not None else Kernels()
+        self.k = k = stubs(hollow, [writes] if writes else ()) if hollow is not None else Kernels()
         self.embed = nn.Parameter(_normal(gen, m.vocab, m.d_model, device=device), requires_grad=False)
         if m.family == "gpt2":
             self.positions = nn.Parameter(_normal(gen, m.max_positions, m.d_model, device=device), requires_grad=False)

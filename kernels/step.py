@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from hwprof.kernels import flops, ops
+from hwprof.kernels.calls import WRITERS
 from hwprof.kernels.case import Case, rel_error
 from hwprof.kernels.errors import Unsupported
 from hwprof.kernels.model import PHASES, ModelShape, attention_precision, components
@@ -40,6 +41,8 @@ class StepSpec:
     hollow: bool = False             # every kernel a stub: the step's own work between kernels (its glue)
     live_ops: bool = False           # hollow, but the ops between the matmuls run: the ops as the step runs them
     live_matmuls: bool = False       # hollow, but the matmuls and attention run: them as the step runs them
+    writes: str = ""                 # hollow, nothing live, this kind's stubs writing their outputs (mm | ops):
+                                     # the baseline of the hollow step whose other kind runs (kernels.calls)
     kernel: str = "step"
     pass_: str = "fwd"
 
@@ -63,6 +66,8 @@ class StepSpec:
             raise ValueError("live ops or matmuls are a hollow step's (the rest of its kernels stubs)")
         if self.live_ops and self.live_matmuls:
             raise ValueError("a hollow step runs its ops or its matmuls live, not both (that is the step)")
+        if self.writes and (self.writes not in WRITERS or not self.hollow or self.live_ops or self.live_matmuls):
+            raise ValueError(f"writing stubs ({', '.join(WRITERS)}) are the baseline of a hollow step with nothing live")
 
     @property
     def layers(self) -> int:
@@ -81,7 +86,10 @@ class StepSpec:
     @property
     def config_id(self) -> str:
         b, t, c = self.shape
-        tail = ("" if self.backend == "hwprof" else "/transformers") + ("/hollow" if self.hollow else "") + ("+ops" if self.live_ops else "") + ("+mm" if self.live_matmuls else "")
+        tail = "" if self.backend == "hwprof" else "/transformers"
+        if self.hollow:
+            tail += "/hollow" + ("+ops" if self.live_ops else "+mm" if self.live_matmuls else "") + \
+                (f"+{self.writes}-writes" if self.writes else "")
         return f"step/{self.model.name}/{self.phase}/{b}x{t}x{c}/L{self.layers}/{self.precision}/{self.sparsity}{tail}"
 
     def parts(self):
@@ -134,7 +142,7 @@ class StepSpec:
 
     def beside(self) -> "StepSpec":
         """The step a hollow twin explains, whose rounds its own must alternate with (itself for a step)."""
-        return dataclasses.replace(self, hollow=False, live_ops=False, live_matmuls=False)
+        return dataclasses.replace(self, hollow=False, live_ops=False, live_matmuls=False, writes="")
 
     def element_count(self) -> int:
         from hwprof.kernels.decoder import weight_bytes
@@ -209,10 +217,11 @@ def _hollow(spec: StepSpec, dtype: torch.dtype, seed: int, device) -> Case:
     """The step with every kernel a stub (kernels.calls.Hollow): what it costs between its kernels; with
     live ops, only its matmuls and attention are (kernels.calls.HollowMatmuls): its ops and glue as the step
     runs them; with live matmuls, only its ops are (HollowOps): its matmuls, attention and glue as the step
-    runs them, on real weights (quantized for a scheme)."""
+    runs them, on real weights (quantized for a scheme). Either's stubs write their outputs; `writes` makes the
+    step whose stubs write as theirs do, with nothing live: what either is read against."""
     from hwprof.kernels import decoder
     model = decoder.Decoder(spec.model, seed, device, spec.layers, hollow=dtype, live_ops=spec.live_ops,
-                            live_matmuls=spec.live_matmuls).to(dtype)
+                            live_matmuls=spec.live_matmuls, writes=spec.writes).to(dtype)
     weights = 0
     if spec.live_matmuls:
         if is_scheme(spec.precision):

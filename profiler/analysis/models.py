@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from hwprof.kernels.model import non_embedding_params, standard_flops_per_token
-from hwprof.running.modelplan import IN_STEP, MATMULS_IN_STEP, OPS_IN_STEP, ModelPlan, Part
+from hwprof.running.modelplan import BASELINE, IN_STEP, MATMULS_IN_STEP, OPS_IN_STEP, ModelPlan, Part
 from hwprof.running.results import UNEXPLAINED_LIMIT
 
 # a kernel's flags that say something of the whole step it belongs to (not nonfinite or upcast-fp32: its own)
@@ -95,16 +95,17 @@ def in_step(parts: list[tuple[Part, float]]) -> list[tuple[Part, float, float]]:
     count-weighted figure. Measured alone, call after call, a kernel runs with its code and operands hot; in
     the step it follows kernels of other kinds and shapes and takes longer (a small op several times, a bf16
     linear layer 1.3-1.7x). Where the plan has OPS_IN_STEP (the step with only its matmuls and attention
-    stubbed: its ops and glue in the step's order), the ops' figures are scaled by (OPS_IN_STEP - glue) / their
-    sum alone, so that together they are what the ops cost in the step; MATMULS_IN_STEP (only the ops
-    stubbed) scales the matmuls and attention likewise. Each kernel keeps its share of its kind; the
-    in-step parts themselves are not terms of the sum."""
+    stubbed: its ops and glue in the step's order), the ops' figures are scaled by (OPS_IN_STEP - its
+    baseline) / their sum alone, so that together they are what the ops cost in the step; MATMULS_IN_STEP
+    (only the ops stubbed) scales the matmuls and attention likewise. The baseline is the hollow step whose
+    stubs write as the in-step one's do (a run planned before baselines: the glue). Each kernel keeps its
+    share of its kind; the in-step parts themselves are not terms of the sum."""
     measured = {p.role: x for p, x in parts if p.role in (*IN_STEP, "glue")}
     glue = measured.get("glue", 0.0)
 
     def factor(role: str, alone: float) -> float:
         # none where the column has no in-step figure (a hollow step's FLOPs are 0): the figure alone stands
-        inside = measured.get(role, 0.0) - glue
+        inside = measured.get(role, 0.0) - measured.get(BASELINE[role], glue)
         return inside / alone if inside > 0 and alone > 0 else 1.0
     kernels = [(p, x) for p, x in parts if p.role not in (*IN_STEP, "glue")]
     ops = factor(OPS_IN_STEP, sum(x for p, x in kernels if p.is_op))

@@ -30,15 +30,17 @@ OPS_IN_STEP = "ops_in_step"
 # Likewise for the matmuls and attention: the hollow step whose ops are stubs (real weights, the step's
 # precision or scheme). Planned where the step is measured dense and at full depth, as its figure must be.
 MATMULS_IN_STEP = "matmuls_in_step"
-IN_STEP = (OPS_IN_STEP, MATMULS_IN_STEP)
+# What each is read against: the hollow step whose stubs write their outputs as the in-step one's do, with
+# nothing live (kernels.calls), so that those writes are not counted as the live kind's cost.
+BASELINE = {OPS_IN_STEP: "ops_in_step_baseline", MATMULS_IN_STEP: "matmuls_in_step_baseline"}
+IN_STEP = (OPS_IN_STEP, MATMULS_IN_STEP, *BASELINE.values())
 # What each kernel of a step counts as in the breakdown of where a token's time goes (models.csv, report).
 GROUPS = {"q_proj": "projections", "k_proj": "projections", "v_proj": "projections", "qkv": "projections",
           "out_proj": "projections", "attention": "attention", "mlp_gate": "mlp", "mlp_up": "mlp", "mlp_down": "mlp",
           "lm_head": "lm_head", "rmsnorm": "norms", "layernorm": "norms", "final_norm": "norms",
           "silu_gate": "activation", "gelu": "activation", "rotary": "rotary", "rotary_tables": "rotary", "residual": "residual",
           "positions_add": "residual", "embedding": "embedding", "position_embedding": "embedding",
-          "kv_append": "kv_cache", "merge_heads": "head_merge", "glue": "glue", OPS_IN_STEP: "ops_in_step",
-          MATMULS_IN_STEP: "matmuls_in_step"}
+          "kv_append": "kv_cache", "merge_heads": "head_merge", "glue": "glue", **{r: r for r in IN_STEP}}
 
 
 @dataclass(frozen=True)
@@ -175,11 +177,12 @@ def expand_model_group(group: dict) -> tuple[list[Spec], list[ModelPlan]]:
 def _hollow_steps(model: ModelShape, precision: str, sparsity: SparsitySpec, phase: str, depths: list[int]):
     """(role, hollow step, its reference) of a plan, at full depth: the glue (every kernel a stub), the ops in
     the step (matmuls stubbed: their weights need no memory), and, where the measured step is dense and at
-    full depth, the matmuls in the step (ops stubbed, on the step's real weights, in the step's precision)."""
+    full depth, the matmuls in the step (ops stubbed, on the step's real weights, in the step's precision);
+    each in-step one with its baseline (its stubs writing as its own do, nothing live)."""
     dense = SparsitySpec("dense")
-    kinds = [("glue", {}), (OPS_IN_STEP, {"live_ops": True})]
+    kinds = [("glue", {}), (OPS_IN_STEP, {"live_ops": True}), (BASELINE[OPS_IN_STEP], {"writes": "mm"})]
     if sparsity.pattern == "dense" and depths == [model.n_layers]:
-        kinds.append((MATMULS_IN_STEP, {"live_matmuls": True}))
+        kinds += [(MATMULS_IN_STEP, {"live_matmuls": True}), (BASELINE[MATMULS_IN_STEP], {"writes": "ops"})]
     for role, kind in kinds:
         own = precision if role == MATMULS_IN_STEP else attention_precision(precision)
         yield (role, *(StepSpec(model, p, dense, phase, 0, hollow=True, **kind) for p in (own, "fp32")))

@@ -10,7 +10,7 @@ import pytest
 from hwprof.analysis.breakdown import breakdown
 from hwprof.analysis.models import (COLUMNS, as_configurations, combine, model_rows, scale_depth,
                                     read_models, write_models)
-from hwprof.running.modelplan import IN_STEP, MATMULS_IN_STEP, OPS_IN_STEP, expand_model_group
+from hwprof.running.modelplan import BASELINE, IN_STEP, MATMULS_IN_STEP, OPS_IN_STEP, expand_model_group
 
 
 def _plan(phase="prefill", **group):
@@ -24,10 +24,11 @@ def _terms(plan):
 
 
 def _rows(plan, step_s, kernel_s, energy_of=None, status_of=None, flags_of=None, source="rapl", ops_in_step=None,
-          matmuls_in_step=None):
+          matmuls_in_step=None, baseline_s=None):
     """results.csv-like rows: the plan's steps (and references) take step_s(cid) a call, every kernel kernel_s(cid),
     the ops in the step (OPS_IN_STEP) ops_in_step(cid), by default their glue and their ops' count-weighted
-    sum (the ops as fast in the step as alone), and the matmuls in the step (MATMULS_IN_STEP) likewise."""
+    sum (the ops as fast in the step as alone), and the matmuls in the step (MATMULS_IN_STEP) likewise; the
+    baselines baseline_s(role), by default kernel_s (the glue's)."""
     recs = {}
     ids = [(s.config_id, True) for s in plan.steps] + [(s.reference_id, True) for s in plan.steps] + \
           [(p.config_id, False) for p in plan.parts] + [(p.reference_id, False) for p in plan.parts]
@@ -39,6 +40,9 @@ def _rows(plan, step_s, kernel_s, energy_of=None, status_of=None, flags_of=None,
                          hef_time_ci_high=None, hef_energy=None,
                          energy_j=energy_of(cid) if energy_of else None,
                          flags=(flags_of or {}).get(cid, ""), energy_source=source)
+    for p in plan.parts:
+        if baseline_s and p.role in BASELINE.values():
+            recs[p.config_id]["time_s_median"] = recs[p.reference_id]["time_s_median"] = baseline_s(p.role)
     kinds = {OPS_IN_STEP: (ops_in_step, lambda p: p.is_op),
              MATMULS_IN_STEP: (matmuls_in_step, lambda p: not p.is_op and p.role not in (*IN_STEP, "glue"))}
     for which in ("config_id", "reference_id"):
@@ -105,6 +109,27 @@ def test_the_matmuls_and_attention_count_at_their_time_in_the_steps_sequence():
     assert rows["rmsnorm"]["time_s_per_token"] == rows["rmsnorm"]["alone_s_per_token"]
     assert rows["glue"]["time_s_per_token"] == rows["glue"]["alone_s_per_token"]
     assert sum(b["time_s_per_token"] for b in rows.values()) == pytest.approx(r.time_s_per_token)
+
+
+def test_each_in_step_figure_is_read_against_its_baseline_not_the_glue():
+    from dataclasses import replace
+    plan = _plan()
+    ops = sum(p.count for p in plan.parts if p.is_op)
+    matmuls = sum(p.count for p in _terms(plan) if not p.is_op and p.role != "glue")
+    # the glue 1e-5; the baselines add their stubs' writes: 3e-5 (matmul stubs), 1e-5 (op stubs); in the step the
+    # ops take 2x their time alone, the matmuls 1.5x, each on top of its baseline
+    base = {BASELINE[OPS_IN_STEP]: 4e-5, BASELINE[MATMULS_IN_STEP]: 2e-5}
+    df = _rows(plan, lambda cid: 0.004, lambda cid: 1e-5, baseline_s=base.get,
+               ops_in_step=lambda cid: 4e-5 + 2 * ops * 1e-5, matmuls_in_step=lambda cid: 2e-5 + 1.5 * matmuls * 1e-5)
+    r = combine(df, plan)
+    assert r.predicted_time_s_per_token == pytest.approx((1e-5 + 2 * ops * 1e-5 + 1.5 * matmuls * 1e-5) / 64)
+    rows = {b["role"]: b for b in breakdown(df, plan)}
+    assert not set(BASELINE.values()) & set(rows)                    # not terms either
+    assert rows["rmsnorm"]["time_s_per_token"] == pytest.approx(2 * rows["rmsnorm"]["alone_s_per_token"])
+    # a run planned before the baselines: its in-step figures are read against the glue
+    old = replace(plan, parts=[p for p in plan.parts if p.role not in BASELINE.values()])
+    r = combine(df, old)
+    assert r.predicted_time_s_per_token == pytest.approx((1e-5 + (3e-5 + 2 * ops * 1e-5) + (1e-5 + 1.5 * matmuls * 1e-5)) / 64)
 
 
 def test_an_in_step_figure_no_larger_than_its_glue_leaves_the_kernels_at_their_time_alone():

@@ -88,8 +88,11 @@ def test_a_hollow_step_with_live_ops_runs_every_op_and_no_matmul_or_attention(m,
     seen, full = _seen(m, phase, live)
     stubbed = {"linear", "addmm", "t", "scaled_dot_product_attention"}
     assert not stubbed & set(seen)
-    others = lambda ops: sorted(op for op in ops if op not in stubbed | {"zeros"})    # noqa: E731
+    writes = {"zeros", "empty_like", "copy_"}        # the stubs' outputs, made once, written fresh each call
+    others = lambda ops: sorted(op for op in ops if op not in stubbed | writes)    # noqa: E731
     assert others(seen) == others(full)              # every op of the real step, as often
+    # each matmul's and attention's stub writes its output, for the ops to read as the step's would
+    assert seen.count("copy_") == seen.count("empty_like") == sum(full.count(op) for op in stubbed - {"t"})
 
 
 @pytest.mark.parametrize("m", [LLAMA, GPT2], ids=["llama", "gpt2"])
@@ -101,6 +104,9 @@ def test_a_hollow_step_with_live_matmuls_runs_every_matmul_and_attention_and_no_
     matmuls = lambda ops: sorted(op for op in ops if op in ("linear", "addmm", "scaled_dot_product_attention"))  # noqa: E731
     assert matmuls(seen) and matmuls(seen) == matmuls(full)              # every one, as often
     assert not {"embedding", "rsqrt", "layer_norm", "silu", "gelu", "cat"} & set(seen)
+    # each op's stub writes its output (rotary: q and k), for the matmuls to read as the step's would
+    outputs = sum(c.count * (2 if c.op == "rotary" else 1) for c in components(m, phase) if c.kind == "op")
+    assert seen.count("copy_") == seen.count("empty_like") == outputs
     with pytest.raises(ValueError, match="not both"):
         Decoder(m, hollow=torch.float32, live_ops=True, live_matmuls=True)
 

@@ -68,6 +68,15 @@ def test_the_hollow_step_has_no_flops_and_a_reference_of_its_own_kind():
     assert case.logical_flops == 0 and case.weight_bytes > 0           # real weights: the matmuls run
     with pytest.raises(ValueError, match="not both"):
         StepSpec(M, "bf16", hollow=True, live_ops=True, live_matmuls=True)
+    # the baselines: nothing live, one kind's stubs writing their outputs; beside the step like every twin
+    base = StepSpec(M, "bf16", phase="decode", hollow=True, writes="mm")
+    assert base.config_id.endswith("/hollow+mm-writes") and kernels.reference_of(base).writes == "mm"
+    assert base.beside() == StepSpec(M, "bf16", phase="decode")
+    case, _ = kernels.build_case(base, CPU)
+    assert case.logical_flops == 0 and case.weight_bytes == 0
+    for bad in (dict(writes="mm"), dict(hollow=True, live_ops=True, writes="mm"), dict(hollow=True, writes="all")):
+        with pytest.raises(ValueError, match="writing stubs"):
+            StepSpec(M, "bf16", **bad)
 
 
 def test_a_transformers_config_json_is_a_step_with_its_flops_counted(tmp_path):

@@ -27,6 +27,10 @@ def test_a_model_group_expands_per_phase_into_its_step_its_kernels_and_its_glue(
     # and the matmuls and attention as the step runs them: its ops stubbed, its layers in the step's scheme
     assert roles["matmuls_in_step"].config_id == "step/tiny/prefill/1x64x0/L4/w8a16/dense/hollow+mm"
     assert roles["matmuls_in_step"].reference_id == "step/tiny/prefill/1x64x0/L4/fp32/dense/hollow+mm"
+    # each read against its baseline: nothing live, the stubs writing their outputs as its own stubs do
+    assert roles["ops_in_step_baseline"].config_id == "step/tiny/prefill/1x64x0/L4/bf16/dense/hollow+mm-writes"
+    assert roles["matmuls_in_step_baseline"].config_id == "step/tiny/prefill/1x64x0/L4/bf16/dense/hollow+ops-writes"
+    assert roles["matmuls_in_step_baseline"].reference_id == "step/tiny/prefill/1x64x0/L4/fp32/dense/hollow+ops-writes"
     assert roles["rmsnorm"].is_op and not roles["q_proj"].is_op and not roles["glue"].is_op
     droles = {p.role: p for p in dec.parts}
     assert droles["q_proj"].config_id == "linear/1x256x256/w8a16/dense/fwd"
@@ -54,9 +58,10 @@ def test_the_matmuls_in_the_step_are_measured_only_where_the_step_is_dense_and_w
     def roles(**group):
         _, plans = expand_model_group({"preset": "tiny", "phases": ["decode"], **group})
         return {p.role for p in plans[0].parts}
-    assert {"glue", "ops_in_step", "matmuls_in_step"} <= roles()
-    assert "matmuls_in_step" not in roles(layers=2) and "ops_in_step" in roles(layers=2)
-    assert "matmuls_in_step" not in roles(sparsity=["unstructured:0.5"])
+    assert {"glue", "ops_in_step", "ops_in_step_baseline", "matmuls_in_step", "matmuls_in_step_baseline"} <= roles()
+    assert {"ops_in_step", "ops_in_step_baseline"} <= roles(layers=2)
+    for shallow_or_pruned in (roles(layers=2), roles(sparsity=["unstructured:0.5"])):
+        assert not {"matmuls_in_step", "matmuls_in_step_baseline"} & shallow_or_pruned
 
 
 def test_gpt2s_conv1d_layers_stay_bf16_under_a_scheme_as_torchao_leaves_them():
@@ -146,10 +151,10 @@ def test_a_steps_hollow_twins_follow_it_into_its_block_so_that_their_rounds_alte
     specs, _ = expand_model_group({"preset": "tiny", "precisions": ["fp32", "bf16"], "phases": ["decode"]})
     families = plan_families(specs)
     step = "step/tiny/decode/1x1x64/L4/fp32/dense"
-    assert [f.reference.config_id for f in families[:4]] == [step, step + "/hollow", step + "/hollow+ops",
-                                                              step + "/hollow+mm"]
+    twins = ["/hollow", "/hollow+ops", "/hollow+mm-writes", "/hollow+mm", "/hollow+ops-writes"]
+    assert [f.reference.config_id for f in families[:6]] == [step] + [step + t for t in twins]
     first = plan_blocks(families, Policy(rounds=8, round_s=0.1, min_window_s=0.8), 1 << 40)[0]
-    assert families[:4] == first[:4]        # measured pass by pass together, not minutes apart
+    assert families[:6] == first[:6]        # measured pass by pass together, not minutes apart
 
 
 def test_no_block_boundary_separates_a_step_from_its_hollow_twins_unless_memory_does():
@@ -158,10 +163,10 @@ def test_no_block_boundary_separates_a_step_from_its_hollow_twins_unless_memory_
     specs, _ = expand_model_group({"preset": "tiny", "precisions": ["fp32", "bf16"], "phases": ["decode"]})
     families = plan_families(specs)
     blocks = plan_blocks(families, Policy(span_s=0.0), 1 << 40)     # a span no two families fit in
-    assert blocks[0] == families[:4] and all(len(b) == 1 for b in blocks[1:])
+    assert blocks[0] == families[:6] and all(len(b) == 1 for b in blocks[1:])
     specs = expand_model_group({"preset": "llama-small", "precisions": ["fp32", "bf16"]})[0]
     small = plan_families(list({s.config_id: s for s in specs}.values()))          # as the suite holds them
-    assert plan_blocks(small, Policy(span_s=0.0), 16 << 30)[0] == small[:4]      # on a 16 GiB machine
-    together = sum(f.estimate_bytes() for f in families[:4])
+    assert plan_blocks(small, Policy(span_s=0.0), 16 << 30)[0] == small[:6]      # on a 16 GiB machine
+    together = sum(f.estimate_bytes() for f in families[:6])
     apart = plan_blocks(families, Policy(span_s=0.0), int(together / MEMORY_SHARE) - 1)
-    assert [len(b) for b in apart[:4]] == [1, 1, 1, 1]              # too big together: one family a block
+    assert [len(b) for b in apart[:6]] == [1] * 6                   # too big together: one family a block
