@@ -22,7 +22,7 @@ BREAKDOWN_DOCS = {
     "count": "how often one step runs it (n_layers for a layer's kernel)",
     "time_s_per_token": "count x the kernel's time per call, per token, as the step runs it: its time alone "
                         "scaled by its kind's in-step factor (the ops, or the matmuls and attention, measured in "
-                        "the step's sequence, ops_in_step or matmuls_in_step, less the glue, over their sum "
+                        "the step's sequence, ops_in_step or matmuls_in_step, less its baseline, over their sum "
                         "alone); unexplained: the measured step's time less the parts'",
     "alone_s_per_token": "count x the kernel's time per call measured alone, per token (the glue's is its own)",
     "share_of_step": "its share of the measured step's time",

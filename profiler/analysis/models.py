@@ -12,12 +12,14 @@ kernel sum only. analysis.breakdown splits a token's time by component group (mo
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import pandas as pd
 
 from hwprof.kernels.model import non_embedding_params, standard_flops_per_token
+from hwprof.measuring.stats import median_ci
 from hwprof.running.modelplan import BASELINE, IN_STEP, MATMULS_IN_STEP, OPS_IN_STEP, ModelPlan, Part
 from hwprof.running.results import UNEXPLAINED_LIMIT
 
@@ -57,6 +59,8 @@ class ModelRow:
     predicted_alone_time_s_per_token: float | None  # the same sum with every kernel at its time measured alone, call after call (what a sum of operator profiles predicts)
     predicted_hef_time: float | None            # the reference step's kernel sum over this step's
     unexplained_share: float | None             # 1 - predicted / measured time: the step's work its kernels do not explain
+    unexplained_share_ci_low: float | None      # its interval over the step's rounds, each round's step against its hollow twins' rounds of the same pass (covering the share itself); empty without both in-step twins or with too few rounds
+    unexplained_share_ci_high: float | None     # upper end of that interval
     energy_source: str                          # the meter(s) the step's joules came from
     flags: str                                  # the step's (and for a training plan its kernels') caveats: estimate, noisy, few-rounds, ...
 
@@ -153,7 +157,37 @@ def _kernel_sum(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> f
     return None if parts is None else sum(x for _, x, _ in parts)
 
 
-def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
+def round_shares(rounds: dict[str, list[dict]], plan: ModelPlan) -> list[float]:
+    """Pure: the unexplained share of each round of a step measured whole with both in-step twins, paired:
+    the step's k-th kept round against the k-th of each twin, measured in the same pass (the twins share its
+    block and their rounds alternate with its own), 1 - (glue + ops in step - its baseline + matmuls in step -
+    its baseline) / step, each the median per-call time of its windows in that round. That is the prediction
+    in_step makes (each kind's kernels scaled to its in-step total), so the rounds' shares scatter around the
+    row's. Empty otherwise (the kernels alone would enter, measured in passes of their own)."""
+    step = plan.steps[0] if plan.steps else None
+    roles = {p.role: p for p in plan.parts}
+    need = ("glue", OPS_IN_STEP, BASELINE[OPS_IN_STEP], MATMULS_IN_STEP, BASELINE[MATMULS_IN_STEP])
+    if step is None or step.depth != plan.model.n_layers or any(r not in roles for r in need):
+        return []
+    series = [_round_medians(rounds, step.reference_id, step.config_id)] + \
+             [_round_medians(rounds, roles[r].reference_id, roles[r].config_id) for r in need]
+    shares = []
+    for s, glue, ops, ops_base, mm, mm_base in zip(*series):
+        shares.append(1.0 - (glue + ops - ops_base + mm - mm_base) / s)
+    return shares
+
+
+def _round_medians(rounds: dict[str, list[dict]], family: str, cid: str) -> list[float]:
+    """Pure: per kept round of `family` (its reference's config_id), the median per-call time of `cid`'s windows."""
+    out = []
+    for r in rounds.get(family, []):
+        samples = [x for w in r["windows"] if w["id"] == cid for x in w["samples"]]
+        if samples:
+            out.append(statistics.median(samples))
+    return out
+
+
+def combine(df: pd.DataFrame, plan: ModelPlan, rounds: dict[str, list[dict]] | None = None) -> ModelRow:
     by_id = df.set_index("config_id")
     m, tokens = plan.model, plan.tokens
     trained = plan.phase == "train"
@@ -205,6 +239,8 @@ def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
     unexplained = 1.0 - pred / t if pred is not None and t and not trained else None
     if unexplained is not None and abs(unexplained) > UNEXPLAINED_LIMIT:
         flags.append("unexplained")
+    ci = median_ci(round_shares(rounds or {}, plan)) if unexplained is not None else None
+    ci = (min(ci[0], unexplained), max(ci[1], unexplained)) if ci else (None, None)
     return ModelRow(
         **base, status="ok", reason=reason,
         logical_flops_per_token=flops / tokens if flops is not None else None,
@@ -217,27 +253,28 @@ def combine(df: pd.DataFrame, plan: ModelPlan) -> ModelRow:
         predicted_time_s_per_token=pred / tokens if pred is not None else None,
         predicted_alone_time_s_per_token=pred_alone / tokens if pred_alone is not None and not trained else None,
         predicted_hef_time=pred_ref / pred if pred and pred_ref else None,
-        unexplained_share=unexplained,
+        unexplained_share=unexplained, unexplained_share_ci_low=ci[0], unexplained_share_ci_high=ci[1],
         energy_source=sources[0] if len(sources) == 1 else "+".join(sources),
         flags=",".join(dict.fromkeys(flags)))
 
 
-def model_rows(df: pd.DataFrame, plans: list[ModelPlan]) -> list[ModelRow]:
-    return [combine(df, plan) for plan in plans]
+def model_rows(df: pd.DataFrame, plans: list[ModelPlan], rounds: dict[str, list[dict]] | None = None) -> list[ModelRow]:
+    return [combine(df, plan, rounds) for plan in plans]
 
 
 def plans_of(meta: dict) -> list[ModelPlan]:
     return [ModelPlan.from_json(p) for p in (meta.get("suite") or {}).get("models", [])]
 
 
-def model_table(df: pd.DataFrame, meta: dict) -> pd.DataFrame | None:
+def model_table(df: pd.DataFrame, meta: dict, rounds: dict[str, list[dict]] | None = None) -> pd.DataFrame | None:
     """models.csv's rows for a run with [[model]] groups; None without them, and for a fleet run (whose rows
-    are per device: a step combines one device's kernels, which this table does not yet split)."""
+    are per device: a step combines one device's kernels, which this table does not yet split). `rounds`
+    (running.journal.kept_rounds of the run) gives the unexplained share its interval."""
     plans = plans_of(meta)
     if not plans or meta.get("fleet"):
         return None
     records = []
-    for r in model_rows(df, plans):
+    for r in model_rows(df, plans, rounds):
         d = asdict(r)
         d["pass"] = d.pop("pass_")
         records.append(d)
@@ -247,8 +284,9 @@ def model_table(df: pd.DataFrame, meta: dict) -> pd.DataFrame | None:
 def write_models(run_dir: Path, df: pd.DataFrame, meta: dict) -> Path | None:
     """Write models.csv and model_breakdown.csv (missing figures as empty cells, atomically); None, nothing
     written, without model groups."""
+    from hwprof.running.journal import kept_rounds
     from hwprof.running.rundir import atomic_write_text
-    table = model_table(df, meta)
+    table = model_table(df, meta, kept_rounds(run_dir))
     if table is None:
         return None
     path = Path(run_dir) / "models.csv"

@@ -202,7 +202,8 @@ def render_report(run_dir: Path) -> list[Path]:
     meta = read_run_json(run_dir)
     df = read_results(run_dir / "results.csv")
     images = render_plots(run_dir, df, meta)
-    extra = sections(df, meta)
+    from hwprof.running.journal import kept_rounds
+    extra = sections(df, meta, kept_rounds(run_dir))
     html_path, md_path = run_dir / "report.html", run_dir / "report.md"
     atomic_write_text(html_path, to_html(df, meta, images, extra))
     atomic_write_text(md_path, to_markdown(df, meta, images, extra))

@@ -14,10 +14,11 @@ MODEL_COLUMNS = ["model", "phase", "precision", "sparsity", "pass", "status", "l
                  "reason"]
 
 
-def sections(df: pd.DataFrame, meta: dict) -> list[tuple[str, str, pd.DataFrame]]:
-    """The report's tables beyond the configurations: models (as in models.csv), fleet spread and claims."""
+def sections(df: pd.DataFrame, meta: dict, rounds: dict | None = None) -> list[tuple[str, str, pd.DataFrame]]:
+    """The report's tables beyond the configurations: models (as in models.csv, `rounds` the run's kept
+    rounds), fleet spread and claims."""
     out = []
-    models = model_table(df, meta)
+    models = model_table(df, meta, rounds)
     if models is not None:
         n = "; ".join(f"{p.model.name}: {'+'.join(str(s.depth) for s in p.steps) or 'no'} of {p.model.n_layers} "
                       f"layers measured whole" for p in {p.model.name: p for p in plans_of(meta) if p.steps}.values())
@@ -41,7 +42,8 @@ def _unexplained(models: pd.DataFrame) -> str:
     flagged = models[flags.apply(lambda f: "unexplained" in f)]
     if flagged.empty:
         return ""
-    which = "; ".join(f"{r.model} {r.phase} {r.precision} {r.unexplained_share:+.0%}" for r in flagged.itertuples())
+    which = "; ".join(f"{r.model} {r.phase} {r.precision} {r.unexplained_share:+.0%}" + _interval(r)
+                      for r in flagged.itertuples())
     noisy = flags[flagged.index].apply(lambda f: "noisy" in f).sum()
     return (f" Flagged unexplained, their kernels differ from the step by more than {UNEXPLAINED_LIMIT:.0%}: "
             f"{which}. Their measured step stands; their breakdown does not account for it. The ops, the glue and "
@@ -51,6 +53,13 @@ def _unexplained(models: pd.DataFrame) -> str:
             "matmuls count at their time alone, which a step runs slower."
             + (f" {noisy} of them are also noisy (their interval is wider than the suite's target): their share is "
                "no surer than that interval." if noisy else ""))
+
+
+def _interval(r) -> str:
+    low, high = getattr(r, "unexplained_share_ci_low", None), getattr(r, "unexplained_share_ci_high", None)
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return ""
+    return f" [{low:+.0%}, {high:+.0%} over its rounds]"
 
 
 def fleet_sections(df: pd.DataFrame, meta: dict) -> list[tuple[str, str, pd.DataFrame]]:

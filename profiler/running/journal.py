@@ -81,6 +81,25 @@ class Replay:
         return sum(r["kept"] for rs in self.rounds.values() for r in rs)
 
 
+def kept_rounds(run_dir: Path) -> dict[str, list[dict]]:
+    """Per family, its kept rounds in the order measured, read only (no line is set aside: analysis reads a
+    finished run's journal; `read` is the runner's, which checks it against the suite)."""
+    path = Path(run_dir) / FILE
+    out: dict[str, list[dict]] = {}
+    if not path.exists():
+        return out
+    for raw in path.read_bytes().split(b"\n"):
+        try:
+            rec = json.loads(raw) if raw.strip() else None
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(rec, dict) and rec.get("type") == "round" and rec.get("kept") is True \
+                and isinstance(rec.get("family"), str) and isinstance(rec.get("windows"), list) \
+                and all(_window_ok(w) for w in rec["windows"]):
+            out.setdefault(rec["family"], []).append(rec)
+    return out
+
+
 def read(run_dir: Path, suite: str, known: set[str]) -> Replay:
     """The journal's valid records; the others are moved to REJECTED (a journal of another suite, whole)."""
     path = Path(run_dir) / FILE

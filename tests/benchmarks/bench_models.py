@@ -30,6 +30,11 @@ from hwprof.running.suite import MODEL_SUITE_SETTINGS
 STEP_TARGET, HF_TARGET = UNEXPLAINED_LIMIT, 0.10
 
 
+def _interval(r: dict) -> str:
+    lo, hi = r["unexplained_share_ci_low"], r["unexplained_share_ci_high"]
+    return f"[{lo:+.1%}, {hi:+.1%}]" if lo == lo and hi == hi else "[no interval]"
+
+
 def run_models(name: str, out: Path, precisions: list[str], extra: dict | None = None) -> Path:
     data = {"name": f"bench-{name}", **MODEL_SUITE_SETTINGS,
             "model": [{"preset": name, "precisions": precisions, **(extra or {})}]}
@@ -73,6 +78,8 @@ def main(argv=None) -> int:
                          "measured_ms_per_token": r["time_s_per_token"] * 1e3,
                          "predicted_ms_per_token": r["predicted_time_s_per_token"] * 1e3,
                          "unexplained_share": r["unexplained_share"],
+                         # over the step's paired rounds: whether the verdict would hold round by round
+                         "unexplained_interval": [r["unexplained_share_ci_low"], r["unexplained_share_ci_high"]],
                          # what the kernels alone, call after call, leave: the sum of operator profiles
                          "unexplained_alone": 1 - r["predicted_alone_time_s_per_token"] / r["time_s_per_token"],
                          "hef_time": r["hef_time"],
@@ -80,7 +87,7 @@ def main(argv=None) -> int:
                          "target": "met" if ok else ("MISSED" if judged else "not judged (< 1 ms)")})
             print(f"{name:12s} {r['phase']:8s} {r['precision']:5s} step {step_s * 1e3:9.3f} ms {spread:13s} measured "
                   f"{r['time_s_per_token'] * 1e3:8.4f} ms/token  predicted {r['predicted_time_s_per_token'] * 1e3:8.4f}"
-                  f"  unexplained {r['unexplained_share']:+.1%} (alone {rows[-1]['unexplained_alone']:+.1%})"
+                  f"  unexplained {r['unexplained_share']:+.1%} {_interval(r)} (alone {rows[-1]['unexplained_alone']:+.1%})"
                   f"  hef {r['hef_time']:.3f} (kernels {r['predicted_hef_time']:.3f})"
                   f"  {rows[-1]['target']}  {r['flags']}")
         figures["models"][name] = {"run_dir": str(run_dir), "seconds": round(time.perf_counter() - t0, 1), "rows": rows}

@@ -100,3 +100,17 @@ def test_a_warmed_arms_warm_ups_are_journaled_and_replayed_into_its_cost(clock, 
     older = dict(rec.rounds["r"][0], windows=[{k: v for k, v in w.items() if k != "warm_s"}
                                               for w in rec.rounds["r"][0]["windows"]])
     assert all(journal._window_ok(w) for w in older["windows"])   # a journal from before warm-ups still reads
+
+
+def test_kept_rounds_reads_a_finished_journal_without_setting_anything_aside(tmp_path):
+    from hwprof.running.journal import FILE, REJECTED, kept_rounds
+    window = {"id": "a", "samples": [1e-3], "calls": 1, "wall": 0.1}
+    lines = [json.dumps({"type": "journal", "v": 1, "suite": "s"}),
+             json.dumps({"type": "round", "family": "a", "kept": True, "busy": False, "slow": False, "windows": [window]}),
+             json.dumps({"type": "round", "family": "a", "kept": False, "busy": True, "slow": False, "windows": [window]}),
+             "{torn", json.dumps({"type": "round", "family": "a", "kept": True, "windows": [{"id": "a"}]})]
+    (tmp_path / FILE).write_text("\n".join(lines) + "\n")
+    before = (tmp_path / FILE).read_text()
+    assert [len(r["windows"]) for r in kept_rounds(tmp_path)["a"]] == [1]    # the kept, whole one only
+    assert (tmp_path / FILE).read_text() == before and not (tmp_path / REJECTED).exists()
+    assert kept_rounds(tmp_path / "absent") == {}
