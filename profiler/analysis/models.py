@@ -12,15 +12,15 @@ kernel sum only. analysis.breakdown splits a token's time by component group (mo
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import pandas as pd
 
+from hwprof.analysis.in_step import in_step, round_shares
 from hwprof.kernels.model import non_embedding_params, standard_flops_per_token
 from hwprof.measuring.stats import median_ci
-from hwprof.running.modelplan import BASELINE, IN_STEP, MATMULS_IN_STEP, OPS_IN_STEP, ModelPlan, Part
+from hwprof.running.modelplan import ModelPlan, Part
 from hwprof.running.results import UNEXPLAINED_LIMIT
 
 # a kernel's flags that say something of the whole step it belongs to (not nonfinite or upcast-fp32: its own)
@@ -94,30 +94,6 @@ def _missing(by_id: pd.DataFrame, pairs: list[tuple[str, str]]) -> list[str]:
     return out
 
 
-def in_step(parts: list[tuple[Part, float]]) -> list[tuple[Part, float, float]]:
-    """Pure: (part, figure in the step, figure alone) of each part of the kernel sum, from each part's
-    count-weighted figure. Measured alone, call after call, a kernel runs with its code and operands hot; in
-    the step it follows kernels of other kinds and shapes and takes longer (a small op several times, a bf16
-    linear layer 1.3-1.7x). Where the plan has OPS_IN_STEP (the step with only its matmuls and attention
-    stubbed: its ops and glue in the step's order), the ops' figures are scaled by (OPS_IN_STEP - its
-    baseline) / their sum alone, so that together they are what the ops cost in the step; MATMULS_IN_STEP
-    (only the ops stubbed) scales the matmuls and attention likewise. The baseline is the hollow step whose
-    stubs write as the in-step one's do (a run planned before baselines: the glue). Each kernel keeps its
-    share of its kind; the in-step parts themselves are not terms of the sum."""
-    measured = {p.role: x for p, x in parts if p.role in (*IN_STEP, "glue")}
-    glue = measured.get("glue", 0.0)
-
-    def factor(role: str, alone: float) -> float:
-        # none where the column has no in-step figure (a hollow step's FLOPs are 0): the figure alone stands
-        inside = measured.get(role, 0.0) - measured.get(BASELINE[role], glue)
-        return inside / alone if inside > 0 and alone > 0 else 1.0
-    kernels = [(p, x) for p, x in parts if p.role not in (*IN_STEP, "glue")]
-    ops = factor(OPS_IN_STEP, sum(x for p, x in kernels if p.is_op))
-    matmuls = factor(MATMULS_IN_STEP, sum(x for p, x in kernels if not p.is_op))
-    return [(p, x * (ops if p.is_op else matmuls if p.role != "glue" else 1.0), x)
-            for p, x in parts if p.role not in IN_STEP]
-
-
 def part_figures(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> list[tuple[Part, float, float]] | None:
     """in_step of the plan's parts' `col` (count-weighted) for the step (`which` = config_id) or its
     reference (reference_id); None where one has no figure."""
@@ -155,36 +131,6 @@ def _measured(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> flo
 def _kernel_sum(by_id: pd.DataFrame, plan: ModelPlan, col: str, which: str) -> float | None:
     parts = part_figures(by_id, plan, col, which)
     return None if parts is None else sum(x for _, x, _ in parts)
-
-
-def round_shares(rounds: dict[str, list[dict]], plan: ModelPlan) -> list[float]:
-    """Pure: the unexplained share of each round of a step measured whole with both in-step twins, paired:
-    the step's k-th kept round against the k-th of each twin, measured in the same pass (the twins share its
-    block and their rounds alternate with its own), 1 - (glue + ops in step - its baseline + matmuls in step -
-    its baseline) / step, each the median per-call time of its windows in that round. That is the prediction
-    in_step makes (each kind's kernels scaled to its in-step total), so the rounds' shares scatter around the
-    row's. Empty otherwise (the kernels alone would enter, measured in passes of their own)."""
-    step = plan.steps[0] if plan.steps else None
-    roles = {p.role: p for p in plan.parts}
-    need = ("glue", OPS_IN_STEP, BASELINE[OPS_IN_STEP], MATMULS_IN_STEP, BASELINE[MATMULS_IN_STEP])
-    if step is None or step.depth != plan.model.n_layers or any(r not in roles for r in need):
-        return []
-    series = [_round_medians(rounds, step.reference_id, step.config_id)] + \
-             [_round_medians(rounds, roles[r].reference_id, roles[r].config_id) for r in need]
-    shares = []
-    for s, glue, ops, ops_base, mm, mm_base in zip(*series):
-        shares.append(1.0 - (glue + ops - ops_base + mm - mm_base) / s)
-    return shares
-
-
-def _round_medians(rounds: dict[str, list[dict]], family: str, cid: str) -> list[float]:
-    """Pure: per kept round of `family` (its reference's config_id), the median per-call time of `cid`'s windows."""
-    out = []
-    for r in rounds.get(family, []):
-        samples = [x for w in r["windows"] if w["id"] == cid for x in w["samples"]]
-        if samples:
-            out.append(statistics.median(samples))
-    return out
 
 
 def combine(df: pd.DataFrame, plan: ModelPlan, rounds: dict[str, list[dict]] | None = None) -> ModelRow:
