@@ -20,17 +20,22 @@ def in_step(parts: list[tuple[Part, float]]) -> list[tuple[Part, float, float]]:
     stubs write as the in-step one's do (a run planned before baselines: the glue). Each kernel keeps its
     share of its kind; the in-step parts themselves are not terms of the sum."""
     measured = {p.role: x for p, x in parts if p.role in (*IN_STEP, "glue")}
-    glue = measured.get("glue", 0.0)
 
     def factor(role: str, alone: float) -> float:
         # none where the column has no in-step figure (a hollow step's FLOPs are 0): the figure alone stands
-        inside = measured.get(role, 0.0) - measured.get(BASELINE[role], glue)
+        inside = _inside(measured, role)
         return inside / alone if inside > 0 and alone > 0 else 1.0
     kernels = [(p, x) for p, x in parts if p.role not in (*IN_STEP, "glue")]
     ops = factor(OPS_IN_STEP, sum(x for p, x in kernels if p.is_op))
     matmuls = factor(MATMULS_IN_STEP, sum(x for p, x in kernels if not p.is_op))
     return [(p, x * (ops if p.is_op else matmuls if p.role != "glue" else 1.0), x)
             for p, x in parts if p.role not in IN_STEP]
+
+
+def _inside(measured: dict[str, float], role: str) -> float:
+    """Pure: what an in-step hollow step says its live kind costs in the step: its figure less its baseline's
+    (the glue's, for a run planned before baselines)."""
+    return measured.get(role, 0.0) - measured.get(BASELINE[role], measured.get("glue", 0.0))
 
 
 def round_shares(rounds: dict[str, list[dict]], plan: ModelPlan) -> list[float]:
@@ -45,11 +50,12 @@ def round_shares(rounds: dict[str, list[dict]], plan: ModelPlan) -> list[float]:
     need = ("glue", OPS_IN_STEP, BASELINE[OPS_IN_STEP], MATMULS_IN_STEP, BASELINE[MATMULS_IN_STEP])
     if step is None or step.depth != plan.model.n_layers or any(r not in roles for r in need):
         return []
-    series = [_round_medians(rounds, step.reference_id, step.config_id)] + \
-             [_round_medians(rounds, roles[r].reference_id, roles[r].config_id) for r in need]
+    steps = _round_medians(rounds, step.reference_id, step.config_id)
+    twins = [_round_medians(rounds, roles[r].reference_id, roles[r].config_id) for r in need]
     shares = []
-    for s, glue, ops, ops_base, mm, mm_base in zip(*series):
-        shares.append(1.0 - (glue + ops - ops_base + mm - mm_base) / s)
+    for s, *figures in zip(steps, *twins):
+        measured = dict(zip(need, figures))
+        shares.append(1.0 - (measured["glue"] + _inside(measured, OPS_IN_STEP) + _inside(measured, MATMULS_IN_STEP)) / s)
     return shares
 
 

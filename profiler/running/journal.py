@@ -59,13 +59,21 @@ def valid(rec, suite: str, known: set[str]) -> bool:
                 and _number(rec.get("rel_error"), nullable=True) and isinstance(rec.get("extras", {}), dict)
                 and isinstance(rec.get("impl", {}), dict))
     if kind == "round":
-        ws = rec.get("windows")
-        return (rec.get("family") in known and all(isinstance(rec.get(k), bool) for k in ("kept", "busy", "slow"))
-                and isinstance(ws, list) and ws and all(_window_ok(w) and w["id"] in known for w in ws)
-                and (rec.get("load") is None or isinstance(rec["load"], dict)))
+        return _round_ok(rec, known)
     if kind == "sensors":
         return rec.get("family") in known and rec.get("which") in ("before", "after") and isinstance(rec.get("values"), dict)
     return False
+
+
+def _round_ok(rec: dict, known: set[str] | None) -> bool:
+    """Pure: whether a round record is whole (its family and windows among `known` configurations, any
+    where None)."""
+    ws = rec.get("windows")
+    return (isinstance(rec.get("family"), str) and (known is None or rec["family"] in known)
+            and all(isinstance(rec.get(k), bool) for k in ("kept", "busy", "slow"))
+            and isinstance(ws, list) and bool(ws)
+            and all(_window_ok(w) and (known is None or w["id"] in known) for w in ws)
+            and (rec.get("load") is None or isinstance(rec["load"], dict)))
 
 
 @dataclass
@@ -93,9 +101,7 @@ def kept_rounds(run_dir: Path) -> dict[str, list[dict]]:
             rec = json.loads(raw) if raw.strip() else None
         except (ValueError, UnicodeDecodeError):
             continue
-        if isinstance(rec, dict) and rec.get("type") == "round" and rec.get("kept") is True \
-                and isinstance(rec.get("family"), str) and isinstance(rec.get("windows"), list) \
-                and all(_window_ok(w) for w in rec["windows"]):
+        if isinstance(rec, dict) and rec.get("type") == "round" and _round_ok(rec, None) and rec["kept"]:
             out.setdefault(rec["family"], []).append(rec)
     return out
 
