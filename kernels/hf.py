@@ -23,8 +23,8 @@ from hwprof.kernels.errors import Unsupported
 from hwprof.kernels.model import ModelShape
 
 INSTALL = "pip install 'hwprof[models]' (in a checkout: pip install -e '.[models]')"
-LLAMA_LIKE = ("llama", "mistral")
-ROPE_THETA = 500000.0                      # Llama 3's, kernels.ops.rotary_tables' default          # the architectures kernels.decoder's llama family computes
+LLAMA_LIKE = ("llama", "mistral")         # the architectures kernels.decoder's llama family computes
+ROPE_THETA = 500000.0                      # Llama 3's, kernels.ops.rotary_tables' default
 
 
 def _unshadow_hub_kernels() -> None:
